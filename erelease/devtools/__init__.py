@@ -1,1 +1,1 @@
-"""erelease.devtools."""
+"""Tools for developing and demonstrating erelease: the vendor simulator, the demo, docs."""

@@ -1,1 +1,1 @@
-"""erelease.render."""
+"""Rendering: turn engine results into text, JSON and Markdown. Nothing here computes."""

@@ -1,0 +1,304 @@
+"""Apply a plan: Vault first, then one registry transaction, then tests.
+
+Ordering is what makes a crash harmless (SPEC §5.3):
+
+1. take the stack lock and re-plan (or prove a saved plan is still current);
+2. refuse deletes without ``--allow-delete`` and deletes of protected rows;
+3. write minted incoming credentials to Vault with check-and-set, and delete
+   the credentials of deleted incoming connections;
+4. commit every registry change in one transaction (serial + 1, history row).
+
+A crash after 3 and before 4 leaves Vault ahead of the registry. The next plan
+sees it and converges: a created connection finds credentials that erelease
+wrote for it (custom metadata says so) and adopts them; a rotated one sees a
+Vault version the registry does not know and rotates again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from erelease.engine.plan import Change, Plan, compute_plan, desired_outputs
+from erelease.engine.planfile import check_current, load_plan
+from erelease.engine.workspace import Workspace, actor_name, git_commit, known_addresses
+from erelease.engine.workspace import resolve_names as _resolve
+from erelease.errors import DeletionRefused, PlanError
+from erelease.model import INCOMING, CheckResult, Connection, ConnectionRecord, Secret, SecretRef
+from erelease.model import StackInfo, parse_ref
+
+__all__ = ["ApplyResult", "apply", "make_plan", "mint_client_id", "mint_client_secret"]
+
+_ALPHANUMERIC = string.ascii_letters + string.digits
+MANAGED_BY = "erelease"
+
+
+@dataclass
+class ApplyResult:
+    plan: Plan
+    applied: bool
+    stack_info: StackInfo | None = None
+    results: list[CheckResult] = field(default_factory=list)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def mint_client_id(taken: set[str]) -> str:
+    """16 letters and digits (SPEC §2.2), unique across the stack."""
+    while True:
+        candidate = "".join(secrets.choice(_ALPHANUMERIC) for _ in range(16))
+        if candidate not in taken:
+            taken.add(candidate)
+            return candidate
+
+
+def mint_client_secret() -> Secret:
+    """384 bits from the OS CSPRNG (SPEC asks for at least 256)."""
+    return Secret(secrets.token_urlsafe(48))
+
+
+def digest(secret: Secret) -> str:
+    return hashlib.sha256(secret.reveal().encode()).hexdigest()
+
+
+def make_plan(
+    ws: Workspace,
+    *,
+    targets: Sequence[str] = (),
+    rotate: Sequence[str] = (),
+    allow_delete: bool = False,
+) -> Plan:
+    """Plan against the registry as it is now (no lock: plans never write)."""
+    config = ws.config
+    store = ws.store
+    stack_info = store.read_stack(stack=ws.stack)
+    records = store.list_connections(stack=ws.stack) if stack_info else []
+    result = _plan(
+        ws, config_records=records, stack_info=stack_info, targets=targets, rotate=rotate
+    )
+    result.allow_delete = allow_delete
+    return result
+
+
+def _plan(
+    ws: Workspace,
+    *,
+    config_records: Sequence[ConnectionRecord],
+    stack_info: StackInfo | None,
+    targets: Sequence[str],
+    rotate: Sequence[str],
+) -> Plan:
+    known = known_addresses(ws, config_records)
+    return compute_plan(
+        stack=ws.stack,
+        stack_info=stack_info,
+        connections=ws.config.connections,
+        records=config_records,
+        config_digest=ws.config.digest,
+        vault=ws.vault,
+        base_url=ws.settings.base_url,
+        targets=_resolve(targets, known),
+        rotate=_resolve(rotate, known),
+    )
+
+
+def check_deletions(plan: Plan, *, allow_delete: bool) -> None:
+    """SPEC §5.4: protected rows are never deleted; others need --allow-delete."""
+    deletes = [c for c in plan.changes if c.action == "delete"]
+    protected = [c.address for c in deletes if c.record is not None and c.record.protect]
+    if protected:
+        raise DeletionRefused(
+            f"refusing to delete protected connection(s) {', '.join(protected)}: "
+            "set protect: false and apply first, then delete in a later apply"
+        )
+    if deletes and not allow_delete:
+        raise DeletionRefused(
+            f"the plan deletes {', '.join(c.address for c in deletes)}; nothing was changed. "
+            "Re-run with --allow-delete to delete"
+        )
+
+
+def apply(
+    ws: Workspace,
+    *,
+    plan_file: Path | None = None,
+    targets: Sequence[str] = (),
+    rotate: Sequence[str] = (),
+    allow_delete: bool = False,
+    lock_timeout: float = 0.0,
+    confirm: Callable[[Plan], bool] | None = None,
+    run_tests: Callable[[Sequence[str]], list[CheckResult]] | None = None,
+) -> ApplyResult:
+    """Reconcile the registry (and Vault credentials) with the config."""
+    saved = load_plan(plan_file) if plan_file is not None else None
+    if saved is not None:
+        if targets or rotate:
+            raise PlanError("--target and --rotate come from the saved plan; do not repeat them")
+        targets, rotate = saved.targets, saved.rotate
+        allow_delete = allow_delete or saved.allow_delete
+    config = ws.config  # raise on an invalid config before taking the lock
+    store = ws.store
+    with store.acquire_lock(stack=ws.stack, operation="apply", timeout=lock_timeout):
+        stack_info = store.read_stack(stack=ws.stack)
+        records = store.list_connections(stack=ws.stack) if stack_info else []
+        plan = _plan(
+            ws, config_records=records, stack_info=stack_info, targets=targets, rotate=rotate
+        )
+        if saved is not None:
+            check_current(saved, plan)
+        check_deletions(plan, allow_delete=allow_delete)
+        if not plan.has_changes:
+            return ApplyResult(plan=plan, applied=False, stack_info=stack_info)
+        if confirm is not None and not confirm(plan):
+            raise PlanError("apply cancelled; nothing was changed")
+        if stack_info is None:
+            stack_info = store.init_stack(stack=ws.stack)
+        upserts, deletes, cleanup = _execute(ws, plan, records)
+        new_info = store.commit(
+            stack=ws.stack,
+            expected_serial=plan.serial,
+            upserts=upserts,
+            deletes=deletes,
+            actor=actor_name(ws.environ),
+            git_commit=git_commit(config.files[0].parent if config.files else ws.settings.config_dir),
+            summary={k: v for k, v in plan.summary.items() if k != "noop"},
+            changes=[(c.address, c.action) for c in plan.actionable()],
+        )
+        for ref in cleanup:
+            ws.vault.delete_all(ref)
+    tested = [c.address for c in plan.actionable() if c.action in ("create", "update", "rotate")]
+    results = run_tests(tested) if run_tests is not None and tested else []
+    return ApplyResult(plan=plan, applied=True, stack_info=new_info, results=results)
+
+
+def _execute(
+    ws: Workspace, plan: Plan, records: Sequence[ConnectionRecord]
+) -> tuple[list[ConnectionRecord], list[tuple[str, str]], list[SecretRef]]:
+    """Make the Vault side effects; return registry upserts, deletes and late cleanups."""
+    taken = {str(r.outputs.get("clientId")) for r in records if r.outputs.get("clientId")}
+    upserts: list[ConnectionRecord] = []
+    deletes: list[tuple[str, str]] = []
+    cleanup: list[SecretRef] = []
+    stamp = now_iso()
+    for change in plan.actionable():
+        if change.action == "delete":
+            record = change.record
+            assert record is not None
+            if record.kind == INCOMING and record.spec.get("credentials"):
+                # Vault first: if we crash before the commit, the next plan sees
+                # the credentials gone and deletes again (idempotent).
+                ws.vault.delete_all(parse_ref(str(record.spec["credentials"]), require_key=False))
+            deletes.append((record.kind, record.name))
+            continue
+        conn = change.desired
+        assert conn is not None
+        upserts.append(_record_for(ws, plan, change, conn, taken, stamp, cleanup))
+    return upserts, deletes, cleanup
+
+
+def _record_for(
+    ws: Workspace,
+    plan: Plan,
+    change: Change,
+    conn: Connection,
+    taken: set[str],
+    stamp: str,
+    cleanup: list[SecretRef],
+) -> ConnectionRecord:
+    old = change.record
+    spec: dict[str, Any] = {
+        k: (v.uri if isinstance(v, SecretRef) else v) for k, v in conn.spec.items()
+    }
+    versions: dict[str, int | None] = {}
+    outputs: dict[str, Any]
+    if conn.kind == INCOMING:
+        outputs = dict(old.outputs) if old is not None else {}
+        outputs.update(desired_outputs(conn, base_url=ws.settings.base_url))
+        if change.action in ("create", "rotate"):
+            outputs.update(_mint(ws, plan, change, conn, taken))
+            old_uri = old.spec.get("credentials") if old is not None else None
+            if old_uri and old_uri != conn.spec["credentials"].uri:
+                cleanup.append(parse_ref(str(old_uri), require_key=False))
+        versions["credentials"] = outputs.get("credentialsVersion")
+    else:
+        outputs = {"tokenUrl": f"{conn.spec['authServer']}{conn.spec['authPath']}"}
+        for key, value in (change.after or {}).items():
+            if isinstance(value, dict) and "ref" in value:
+                versions[key] = value.get("version")
+    return ConnectionRecord(
+        kind=conn.kind,
+        name=conn.name,
+        spec=spec,
+        secret_versions=versions,
+        outputs=outputs,
+        labels=dict(conn.labels),
+        protect=conn.protect,
+        created_at=old.created_at if old is not None and old.created_at else stamp,
+        updated_at=stamp,
+    )
+
+
+def _mint(
+    ws: Workspace, plan: Plan, change: Change, conn: Connection, taken: set[str]
+) -> dict[str, Any]:
+    """Write new (or adopt crash-left) credentials to Vault; return the outputs."""
+    ref: SecretRef = conn.spec["credentials"]
+    marks = {
+        "managed-by": MANAGED_BY,
+        "erelease-stack": plan.stack,
+        "erelease-connection": conn.address,
+    }
+    meta = ws.vault.metadata(ref)
+    ours = meta is not None and all(meta.custom_metadata.get(k) == v for k, v in marks.items())
+    if change.action == "create" and meta is not None:
+        if not ours:
+            raise PlanError(
+                f"{ref} already holds a secret that erelease did not write for {conn.address}; "
+                "choose another credentials path or remove that secret"
+            )
+        adopted = _adopt(ws, ref, taken)
+        if adopted is not None:
+            return adopted
+    old_id = change.record.outputs.get("clientId") if change.record is not None else None
+    client_id = str(old_id) if old_id else mint_client_id(taken)
+    client_secret = mint_client_secret()
+    cas = 0 if meta is None or meta.current_version is None else int(meta.current_version)
+    version = ws.vault.write_credentials(
+        ref,
+        data={"client_id": Secret(client_id), "client_secret": client_secret},
+        cas=cas,
+        custom_metadata=marks,
+    )
+    return {
+        "clientId": client_id,
+        "clientSecretSha256": digest(client_secret),
+        "credentials": ref.uri,
+        "credentialsVersion": version,
+    }
+
+
+def _adopt(ws: Workspace, ref: SecretRef, taken: set[str]) -> dict[str, Any] | None:
+    """Credentials an interrupted apply wrote for this connection: take them over."""
+    data, version = ws.vault.read_all(ref)
+    client_id = data.get("client_id")
+    client_secret = data.get("client_secret")
+    if client_id is None or client_secret is None:
+        return None
+    cid = client_id.reveal()
+    if len(cid) != 16 or not cid.isalnum() or cid in taken:
+        return None
+    taken.add(cid)
+    return {
+        "clientId": cid,
+        "clientSecretSha256": digest(client_secret),
+        "credentials": ref.uri,
+        "credentialsVersion": version,
+    }

@@ -1,0 +1,150 @@
+"""Plans as JSON (SPEC §3.2) and saved plans that refuse to be replayed stale.
+
+A saved plan (``plan --out``) is the same JSON that ``--format json`` prints,
+plus what it was bound to: the Vault versions it saw and the options it was
+made with. ``apply PLANFILE`` re-plans under the lock and refuses (exit 5) if
+the lineage, serial, config digest, any Vault version or the set of changes
+moved — the saved file is a promise about reality, not a script to replay.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from erelease.engine.plan import Plan
+from erelease.errors import PlanError, StalePlan
+
+__all__ = ["FORMAT_VERSION", "SavedPlan", "check_current", "load_plan", "plan_to_dict", "save_plan"]
+
+FORMAT_VERSION = "1"
+_MAX_PLAN_BYTES = 256 * 1024 * 1024
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The JSON object of SPEC §3.2. Secret fields appear only as reference + version."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "stack": plan.stack,
+        "lineage": plan.lineage,
+        "serial": plan.serial,
+        "config_digest": plan.config_digest,
+        "has_changes": plan.has_changes,
+        "summary": plan.summary,
+        "changes": [
+            {
+                "address": c.address,
+                "kind": c.kind,
+                "name": c.name,
+                "action": c.action,
+                "changed_fields": c.changed_fields,
+                "before": c.before,
+                "after": c.after,
+                "reasons": c.reasons,
+            }
+            for c in plan.changes
+        ],
+        "vault_versions": plan.vault_versions,
+        "options": {
+            "targets": list(plan.targets),
+            "rotate": list(plan.rotate),
+            "allow_delete": plan.allow_delete,
+        },
+    }
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    """Write the plan atomically (temp file + rename), readable by the owner only."""
+    data = json.dumps(plan_to_dict(plan), indent=2, sort_keys=False) + "\n"
+    path = path.resolve()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(data)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise PlanError(f"cannot write the plan file {path}: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """What a saved plan promised."""
+
+    path: Path
+    stack: str
+    lineage: str | None
+    serial: int
+    config_digest: str
+    vault_versions: dict[str, int | None]
+    actions: dict[str, str]
+    targets: tuple[str, ...]
+    rotate: tuple[str, ...]
+    allow_delete: bool = False
+
+
+def load_plan(path: Path) -> SavedPlan:
+    """Read a plan file written by ``plan --out``; PlanError if it is not one."""
+    try:
+        if path.stat().st_size > _MAX_PLAN_BYTES:
+            raise PlanError(f"{path} is too large to be a plan file")
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanError(f"plan file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise PlanError(f"{path} is not a plan file written by 'erelease plan --out'") from None
+    if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:
+        raise PlanError(
+            f"{path} is not a plan file of format version {FORMAT_VERSION} "
+            "(write it with 'erelease plan --out')"
+        )
+    try:
+        options = raw.get("options") or {}
+        return SavedPlan(
+            path=path,
+            stack=str(raw["stack"]),
+            lineage=raw["lineage"],
+            serial=int(raw["serial"]),
+            config_digest=str(raw["config_digest"]),
+            vault_versions=dict(raw.get("vault_versions") or {}),
+            actions={str(c["address"]): str(c["action"]) for c in raw["changes"]},
+            targets=tuple(options.get("targets") or ()),
+            rotate=tuple(options.get("rotate") or ()),
+            allow_delete=bool(options.get("allow_delete", False)),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise PlanError(f"{path} is a damaged plan file; run 'erelease plan --out' again") from None
+
+
+def check_current(saved: SavedPlan, fresh: Plan) -> None:
+    """Raise StalePlan (exit 5) naming everything that moved since the plan was saved."""
+    moved: list[str] = []
+    if saved.stack != fresh.stack:
+        moved.append(f"stack is {fresh.stack!r}, the plan is for {saved.stack!r}")
+    if saved.lineage != fresh.lineage:
+        moved.append("the state lineage differs (another registry or a recreated stack)")
+    if saved.serial != fresh.serial:
+        moved.append(f"the state serial moved from {saved.serial} to {fresh.serial}")
+    if saved.config_digest != fresh.config_digest:
+        moved.append("the configuration changed (config digest differs)")
+    for location in sorted(set(saved.vault_versions) | set(fresh.vault_versions)):
+        old = saved.vault_versions.get(location)
+        new = fresh.vault_versions.get(location)
+        if old != new:
+            moved.append(f"Vault secret {location} moved from v{old} to v{new}")
+    fresh_actions = {c.address: c.action for c in fresh.changes}
+    if not moved and fresh_actions != saved.actions:
+        moved.append("the changes to make differ from the saved plan")
+    if moved:
+        raise StalePlan(
+            f"the saved plan {saved.path} is stale: " + "; ".join(moved) + ". "
+            "Run 'erelease plan --out' again"
+        )

@@ -1,0 +1,124 @@
+"""Connectivity tests of applied connections: registry rows → check targets.
+
+The tests check what is *applied*, not what is in Git: targets come from the
+registry, secrets are resolved from Vault at the versions the registry knows
+(or the minted credentials), and results are stored back as each
+connection's last test. A secret that cannot be read becomes a
+``secret_unavailable`` result, not an error that stops the other tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
+
+from erelease.checks import IncomingTarget, OutgoingTarget, Unavailable, run_checks
+from erelease.engine.workspace import Workspace, resolve_names
+from erelease.errors import SecretsError
+from erelease.model import INCOMING, CheckResult, ConnectionRecord, Secret, SecretRef, parse_ref
+from erelease.settings import TestSettings
+
+__all__ = ["run_connection_tests", "targets_for"]
+
+Target = OutgoingTarget | IncomingTarget | Unavailable
+
+
+def _ref(value: object) -> SecretRef | None:
+    if isinstance(value, str) and value.startswith(("ref+vault://", "ref+openbao://")):
+        return parse_ref(value, require_key=False)
+    return None
+
+
+def _outgoing(ws: Workspace, record: ConnectionRecord) -> Target:
+    spec = record.spec
+    refs = {k: r for k, v in spec.items() if (r := _ref(v)) is not None}
+    values = ws.vault.resolve(refs.values()) if refs else {}
+
+    def secret(key: str) -> Secret | None:
+        if key in refs:
+            return values[refs[key]]
+        raw = spec.get(key)
+        return None if raw is None else Secret(str(raw))
+
+    upload = urlsplit(str(spec["uploadServer"]))
+    consumer_key = secret("consumerKey")
+    consumer_secret = secret("consumerSecret")
+    assert consumer_key is not None and consumer_secret is not None
+    return OutgoingTarget(
+        address=record.address,
+        name=record.name,
+        token_url=f"{spec['authServer']}{spec['authPath']}",
+        upload_host=upload.hostname or "",
+        upload_port=int(spec["uploadPort"]),
+        upload_tls=upload.scheme == "https",
+        consumer_key=consumer_key,
+        consumer_secret=consumer_secret,
+        username=secret("username"),
+        password=secret("password"),
+        grant_type=str(spec.get("grantType", "password")),
+        client_auth=str(spec.get("clientAuth", "basic")),
+    )
+
+
+def _incoming(ws: Workspace, record: ConnectionRecord) -> Target:
+    ref = parse_ref(str(record.spec["credentials"]), require_key=False)
+    data, _version = ws.vault.read_all(ref)
+    client_secret = data.get("client_secret")
+    if client_secret is None:
+        return Unavailable(
+            address=record.address,
+            kind=record.kind,
+            name=record.name,
+            message=f"{ref} has no client_secret key",
+        )
+    return IncomingTarget(
+        address=record.address,
+        name=record.name,
+        token_url=str(record.outputs["tokenUrl"]),
+        etranscripts_url=str(record.outputs["eTranscriptsUrl"]),
+        client_id=str(record.outputs["clientId"]),
+        client_secret=client_secret,
+    )
+
+
+def targets_for(ws: Workspace, records: Sequence[ConnectionRecord]) -> list[Target]:
+    """One target per record; a Vault failure becomes an Unavailable target."""
+    targets: list[Target] = []
+    for record in records:
+        try:
+            if record.kind == INCOMING:
+                targets.append(_incoming(ws, record))
+            else:
+                targets.append(_outgoing(ws, record))
+        except SecretsError as exc:
+            targets.append(
+                Unavailable(
+                    address=record.address, kind=record.kind, name=record.name, message=str(exc)
+                )
+            )
+    return targets
+
+
+def run_connection_tests(
+    ws: Workspace,
+    *,
+    names: Sequence[str] = (),
+    addresses: Sequence[str] | None = None,
+    settings: TestSettings | None = None,
+    progress: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    """Test applied connections (all, or the given NAMEs/addresses); store results."""
+    store = ws.store
+    records = store.list_connections(stack=ws.stack) if store.read_stack(stack=ws.stack) else []
+    if addresses is None:
+        wanted = resolve_names(names, [r.address for r in records]) if names else None
+    else:
+        wanted = list(addresses)
+    chosen = [r for r in records if wanted is None or r.address in wanted]
+    if not chosen:
+        return []
+    results = run_checks(
+        targets_for(ws, chosen), settings=settings or ws.settings.tests, progress=progress
+    )
+    store.record_test_results(stack=ws.stack, results=results)
+    return results
