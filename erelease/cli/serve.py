@@ -54,9 +54,9 @@ def disclosures(ctx: Ctx, since: str | None, fmt: str) -> int:
 @click.pass_obj
 def schema(ctx: Ctx, kind: str | None, out: Path | None) -> int:
     """Print (or write) the JSON Schemas, for editors and yaml-language-server."""
-    from erelease.config import schema_documents
+    from erelease.config.schemas import SCHEMA_FILES, load_schema
 
-    documents = schema_documents()
+    documents = {SCHEMA_FILES[name]: dict(load_schema(name)) for name in SCHEMA_FILES}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for filename, document in documents.items():

@@ -28,13 +28,23 @@ def iter_commands(
 
 def _help(path: tuple[str, ...], command: click.Command) -> str:
     ctx = click.Context(
-        command, info_name="erelease " + " ".join(path), max_content_width=100, terminal_width=100
+        command,
+        info_name="erelease " + " ".join(path),
+        max_content_width=100,
+        terminal_width=100,
+        help_option_names=["-h", "--help"],
     )
     return command.get_help(ctx)
 
 
 def render() -> str:
-    root = click.Context(cli, info_name="erelease", max_content_width=100, terminal_width=100)
+    root = click.Context(
+        cli,
+        info_name="erelease",
+        max_content_width=100,
+        terminal_width=100,
+        help_option_names=["-h", "--help"],
+    )
     parts = [
         "# erelease command reference",
         "",
