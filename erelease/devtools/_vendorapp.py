@@ -188,7 +188,7 @@ class VendorApp:
             if self.latency:
                 await asyncio.sleep(self.latency)
             path, method = request.path, request.method
-            if path.endswith("/oauth/token") and method == "POST":
+            if path.endswith("/token") and method == "POST":
                 return await self.token(request)
             if "/pesc/highschool/transcript/" in path and method == "POST":
                 return self.upload(request)

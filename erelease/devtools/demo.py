@@ -36,7 +36,7 @@ VENDOR_CLIENTS = {
     },
     "nsc": {
         "path": "erelease/nsc",
-        "secret": {"consumer_secret": "demo-nsc-consumer-secret", "password": "demo-pw-2"},
+        "secret": {"consumer_key": "demo-nsc-consumer-key", "consumer_secret": "demo-nsc-secret"},
     },
 }
 
@@ -74,12 +74,14 @@ def prepare_config(sim: VendorSim, serve_port: int) -> list[SimClient]:
             name = _spec_value(text, "name") or source.stem
             vendor = VENDOR_CLIENTS.get(name)
             if vendor is not None:
+                secret = vendor["secret"]
+                key = _spec_value(text, "consumerKey") or ""
                 clients.append(
                     SimClient(
-                        client_id=_spec_value(text, "consumerKey") or "",
-                        client_secret=vendor["secret"]["consumer_secret"],
+                        client_id=secret["consumer_key"] if key.startswith("ref+") else key,
+                        client_secret=secret["consumer_secret"],
                         username=_spec_value(text, "username"),
-                        password=vendor["secret"]["password"],
+                        password=secret.get("password"),
                     )
                 )
         (DEMO / "connections.d" / source.name).write_text(text, encoding="utf-8")
@@ -117,10 +119,20 @@ def wait_http(url: str, timeout: float = 15.0) -> None:
     raise SystemExit(f"demo: {url} did not answer")
 
 
-def provider_round_trip(env: dict[str, str]) -> None:
-    """What a transcript provider does with the four shared values."""
-    proc = erelease("show", "cfnc", "--reveal", "--format", "json", env=env)
-    shared = json.loads(proc.stdout)["outputs"]
+def shared_values(env: dict[str, str]) -> dict[str, str]:
+    """The Information to Share, secret included (read quietly: it is not for the log)."""
+    cmd = [sys.executable, "-m", "erelease", "-C", str(DEMO), "show", "cfnc", "--reveal"]
+    print("$ erelease show cfnc --reveal   (output not shown: it holds the client secret)")
+    proc = subprocess.run(
+        [*cmd, "--format", "json"], env=env, text=True, capture_output=True, check=True
+    )
+    outputs: dict[str, str] = json.loads(proc.stdout)["outputs"]
+    return outputs
+
+
+def provider_round_trip(env: dict[str, str]) -> str:
+    """What a transcript provider does with the four shared values; returns its token."""
+    shared = shared_values(env)
     token_url, listing_url = shared["tokenUrl"], shared["eTranscriptsUrl"]
     token = httpx.post(
         token_url,
@@ -143,6 +155,15 @@ def provider_round_trip(env: dict[str, str]) -> None:
             f"provider: GET …/eTranscripts/{items[0]['documentId']} -> {doc.status_code}, "
             f"{len(doc.content)} bytes of {doc.headers.get('content-type')}"
         )
+    return str(access)
+
+
+def revocation(env: dict[str, str], access: str) -> None:
+    """Rotate the provider's secret: its old token stops working at once."""
+    shared = shared_values(env)
+    erelease("apply", "--auto-approve", "--no-test", "--rotate", "cfnc", env=env)
+    old = httpx.get(shared["eTranscriptsUrl"], headers={"Authorization": f"Bearer {access}"})
+    print(f"provider: the old token now gets HTTP {old.status_code} (revoked by the rotation)")
 
 
 def run(argv: Sequence[str] = ()) -> int:
@@ -163,10 +184,14 @@ def run(argv: Sequence[str] = ()) -> int:
         env.update({"BAO_ADDR": bao.addr, "BAO_TOKEN": bao.root_token, "NO_COLOR": "1"})
         print(f"OpenBao on {bao.addr}; vendor secrets written under secret/erelease/")
         banner("starting erelease serve (the district's Token URL and eTranscripts URL)")
+        serve_log = (DEMO / "serve.log").open("wb")
         serve = subprocess.Popen(
             [sys.executable, "-m", "erelease", "-C", str(DEMO), "serve", "--port", str(serve_port)],
             env=env,
+            stdout=serve_log,
+            stderr=subprocess.STDOUT,
         )
+        print(f"erelease serve on http://127.0.0.1:{serve_port}/campus (log: {DEMO}/serve.log)")
         wait_http(f"http://127.0.0.1:{serve_port}/healthz")
         banner("validate")
         erelease("validate", env=env)
@@ -180,9 +205,11 @@ def run(argv: Sequence[str] = ()) -> int:
         erelease("show", env=env)
         erelease("show", "cfnc", env=env)
         banner("a provider's round trip with the Information to Share")
-        provider_round_trip(env)
+        access = provider_round_trip(env)
         banner("the record of disclosures")
         erelease("disclosures", env=env)
+        banner("rotate the provider's secret: old credentials and tokens stop at once")
+        revocation(env, access)
         banner("plan again: nothing to do")
         erelease("plan", "--detailed-exitcode", env=env)
     finally:
