@@ -122,7 +122,6 @@ class StalePlan(PlanError):
     exit_code = 5
 
 
-
 class CheckFailed(ErelaseError):
     """Raised when one or more connectivity tests failed. Exit 3."""
 

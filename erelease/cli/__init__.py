@@ -23,7 +23,7 @@ __all__ = ["cli", "main"]
 class ErelaseGroup(click.Group):
     """A click group whose ``main`` applies erelease's exit-code contract."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Any = None,
         prog_name: str | None = None,
@@ -70,7 +70,9 @@ class ErelaseGroup(click.Group):
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.version_option(__version__, "--version", prog_name="erelease")
 @click.pass_context
-def cli(ctx: click.Context, config_dir: str, state: str | None, no_color: bool, verbose: int) -> None:
+def cli(
+    ctx: click.Context, config_dir: str, state: str | None, no_color: bool, verbose: int
+) -> None:
     """Manage eTranscript connections as code.
 
     Declare outgoing (vendor) and incoming (provider) connections in

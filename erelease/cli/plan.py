@@ -26,7 +26,11 @@ def _render(ctx: Ctx, plan: Plan, fmt: str) -> str:
 
 
 target_option = click.option(
-    "--target", "targets", multiple=True, metavar="NAME", help="Limit to this connection (repeatable)."
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Limit to this connection (repeatable).",
 )
 rotate_option = click.option(
     "--rotate",
@@ -95,7 +99,9 @@ def _confirm(ctx: Ctx) -> object:
 @click.command(name="apply")
 @click.argument("planfile", required=False, type=click.Path(path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
-@click.option("--allow-delete", is_flag=True, help="Allow deleting connections that left the config.")
+@click.option(
+    "--allow-delete", is_flag=True, help="Allow deleting connections that left the config."
+)
 @click.option("--no-test", is_flag=True, help="Do not test the connections that changed.")
 @duration_option("--lock-timeout", default="0s", help="Wait this long for the stack lock.")
 @target_option

@@ -39,7 +39,9 @@ def disclosures(ctx: Ctx, since: str | None, fmt: str) -> int:
     from erelease.serve import export_disclosures
 
     with ctx.workspace() as ws:
-        click.echo(export_disclosures(store=ws.store, stack=ws.stack, since=since, fmt=fmt), nl=False)
+        click.echo(
+            export_disclosures(store=ws.store, stack=ws.stack, since=since, fmt=fmt), nl=False
+        )
     return 0
 
 

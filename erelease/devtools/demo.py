@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / ".demo"
 
 #: What the simulated vendors accept — the same values are put into Vault.
-VENDOR_CLIENTS = {
+VENDOR_CLIENTS: dict[str, dict[str, Any]] = {
     "parchment": {
         "path": "erelease/parchment",
         "secret": {"consumer_secret": "demo-parchment-consumer-secret", "password": "demo-pw-1"},
@@ -45,7 +46,9 @@ def banner(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
 
 
-def erelease(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+def erelease(
+    *args: str, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "erelease", "-C", str(DEMO), *args]
     print("$ erelease " + " ".join(args), flush=True)
     proc = subprocess.run(cmd, env=env, text=True, capture_output=True, check=False)

@@ -14,7 +14,10 @@ __all__ = ["Style", "want_colour"]
 
 
 def want_colour(
-    stream: TextIO | None = None, *, no_color: bool = False, environ: Mapping[str, str] | None = None
+    stream: TextIO | None = None,
+    *,
+    no_color: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> bool:
     """Colour when writing to a terminal, unless --no-color or NO_COLOR (no-color.org)."""
     env = os.environ if environ is None else environ

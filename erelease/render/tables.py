@@ -10,8 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from erelease.model import INCOMING, OUTGOING, CheckResult, ConnectionRecord, HistoryEntry
-from erelease.model import LockInfo, Secret, StackInfo
+from erelease.model import (
+    INCOMING,
+    OUTGOING,
+    CheckResult,
+    ConnectionRecord,
+    HistoryEntry,
+    LockInfo,
+    Secret,
+    StackInfo,
+)
 from erelease.render.style import Style
 
 __all__ = [
@@ -117,9 +125,11 @@ def connection_detail(
         pairs = [(label, _field(record, key)) for key, label in _OUTGOING_LABELS]
         pairs = [(k, v) for k, v in pairs if v]
     else:
-        pairs = [("Provider", str(record.spec.get("provider", "")))] if record.spec.get(
-            "provider"
-        ) else []
+        pairs = (
+            [("Provider", str(record.spec.get("provider", "")))]
+            if record.spec.get("provider")
+            else []
+        )
         pairs.append(("App Name", str(record.outputs.get("appName", ""))))
         pairs.append(("Rotation", str(record.spec.get("rotation", 0))))
     if record.labels:
@@ -168,7 +178,9 @@ def test_table(results: Sequence[CheckResult], style: Style) -> str:
     return body + f"{valid} valid, {len(results) - valid} failed.\n"
 
 
-def state_list(info: StackInfo | None, records: Sequence[ConnectionRecord], lock: LockInfo | None) -> str:
+def state_list(
+    info: StackInfo | None, records: Sequence[ConnectionRecord], lock: LockInfo | None
+) -> str:
     if info is None:
         return "Nothing applied yet.\n"
     lines = [f"stack {info.stack}  lineage {info.lineage}  serial {info.serial}"]

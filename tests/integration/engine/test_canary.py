@@ -11,7 +11,8 @@ from tests.integration.engine.conftest import District, incoming_yaml, outgoing_
 def test_canary_never_leaks(district: District, tmp_path: Path) -> None:
     district.put_vendor_secret("parchment", password=CANARY, consumer_secret=CANARY + "-cs")
     district.write(
-        "parchment", outgoing_yaml("parchment", district.mount, server="https://127.0.0.1:9", port=9)
+        "parchment",
+        outgoing_yaml("parchment", district.mount, server="https://127.0.0.1:9", port=9),
     )
     district.write("cfnc", incoming_yaml("cfnc", district.mount))
     plan_file = tmp_path / "plan.json"

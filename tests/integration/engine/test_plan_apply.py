@@ -170,7 +170,7 @@ def test_delete_needs_allow_delete(district: District) -> None:
     client_id = district.json("show", "cfnc")["outputs"]["clientId"]
     district.remove("cfnc")
     plan = district.run("plan")
-    assert f"- incoming/cfnc" in plan.stdout and f"(revokes client {client_id})" in plan.stdout
+    assert "- incoming/cfnc" in plan.stdout and f"(revokes client {client_id})" in plan.stdout
     refused = district.run("apply", "--auto-approve", "--no-test")
     assert refused.exit_code == 1 and "--allow-delete" in refused.stderr
     assert district.vault_data("erelease/incoming/cfnc") is not None

@@ -102,11 +102,17 @@ def test_creates_once_then_updates_the_same_comment(forge: Forge) -> None:
     [comment] = forge.ours()
     assert comment["body"].endswith("plan two")
     # The marker sat on page 2: the poster must page through the comments.
-    assert ("GET", "/repos/district/transcripts/issues/7/comments?per_page=100&page=2") in forge.calls
+    assert (
+        "GET",
+        "/repos/district/transcripts/issues/7/comments?per_page=100&page=2",
+    ) in forge.calls
 
 
 def test_command_line_never_prints_the_token(
-    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    forge: Forge,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     body = tmp_path / "plan.md"
     body.write_text("### erelease plan\n", encoding="utf-8")

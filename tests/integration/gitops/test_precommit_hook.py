@@ -1,4 +1,4 @@
-"""The pre-commit hook definition works: its entry, run as pre-commit would, on good and bad files."""
+"""The pre-commit hook definition works: its entry as pre-commit runs it, on good and bad input."""
 
 from __future__ import annotations
 

@@ -146,9 +146,9 @@ def test_listing_parameters_answer_200_or_400(
 @given(
     # "." and ".." are dot segments the client itself removes (RFC 3986 §5.2.4),
     # so they never reach the server as a documentId.
-    document_id=st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40).filter(
-        lambda s: s not in (".", "..")
-    )
+    document_id=st.text(
+        st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40
+    ).filter(lambda s: s not in (".", ".."))
 )
 def test_any_document_id_is_a_key_lookup(
     http: httpx.Client, server: LiveServer, bearer: dict[str, str], document_id: str

@@ -18,8 +18,17 @@ COMMANDS = [" ".join(path) for path, _ in iter_commands()]
 
 
 def test_the_contract_commands_exist() -> None:
-    for name in ("validate", "plan", "apply", "test", "show", "state list", "state history",
-                 "state unlock", "serve"):
+    for name in (
+        "validate",
+        "plan",
+        "apply",
+        "test",
+        "show",
+        "state list",
+        "state history",
+        "state unlock",
+        "serve",
+    ):
         assert name in COMMANDS
 
 
