@@ -84,8 +84,9 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-_REF_RE = re.compile(r"^ref\+(?P<scheme>vault|openbao)://(?P<rest>.*)$", re.DOTALL)
-_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._@-]+$")
+_REF_RE = re.compile(r"ref\+(?P<scheme>vault|openbao)://(?P<rest>.*)", re.DOTALL)
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9._@-]+")
+_KEY_RE = re.compile(r"[A-Za-z0-9._-]+")
 _AUTH_PARAMS = frozenset(
     {"token", "role_id", "secret_id", "auth", "auth_method", "role", "jwt", "password"}
 )
@@ -134,7 +135,7 @@ def is_ref(value: object) -> bool:
 
 def parse_ref(text: str, *, require_key: bool = True) -> SecretRef:
     """Parse a reference, raising ``ValueError`` with a user-facing message."""
-    match = _REF_RE.match(text)
+    match = _REF_RE.fullmatch(text)
     if match is None:
         raise ValueError("a secret reference starts with ref+vault:// or ref+openbao://")
     scheme = match.group("scheme")
@@ -174,7 +175,7 @@ def parse_ref(text: str, *, require_key: bool = True) -> SecretRef:
     if len(parts) < 2 or any(p == "" for p in parts):
         raise ValueError("a reference needs <mount>/<path> with no empty segments")
     for part in parts:
-        if part in (".", "..") or not _SEGMENT_RE.match(part):
+        if part in (".", "..") or not _SEGMENT_RE.fullmatch(part):
             raise ValueError(f"invalid path segment {part!r} in reference")
     mount, path = parts[0], "/".join(parts[1:])
     if path.startswith("data/") or path.startswith("metadata/"):
@@ -184,7 +185,7 @@ def parse_ref(text: str, *, require_key: bool = True) -> SecretRef:
         )
     if require_key and key is None:
         raise ValueError("a reference to a single value needs #<key> after the path")
-    if key is not None and not re.match(r"^[A-Za-z0-9._-]+$", key):
+    if key is not None and not _KEY_RE.fullmatch(key):
         raise ValueError(f"invalid key {key!r} in reference")
     return SecretRef(mount=mount, path=path, key=key, version=version, scheme=scheme)
 

@@ -1,7 +1,10 @@
 """Load ``erelease.yaml`` and merge ``ERELEASE_*`` variables and flags over it.
 
 Precedence (SPEC §4): command-line flag > ``ERELEASE_*`` environment variable >
-``erelease.yaml`` > default.
+``erelease.yaml`` > default. The file is read with the same safe YAML reader
+as the connections and checked against ``schemas/settings.schema.json``, so a
+typo in a setting is reported with its line and column instead of being
+silently ignored.
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from erelease.config.diagnostics import Diagnostic, display_path
+from erelease.config.explain import explain_errors, problem_diagnostic, to_diagnostics
+from erelease.config.schemas import compiled
+from erelease.config.validate import reading_findings
+from erelease.config.yamlload import parse_yaml
 from erelease.errors import ConfigError
 from erelease.settings import (
     DEFAULT_BASE_URL,
@@ -24,24 +32,50 @@ from erelease.settings import (
     parse_duration,
 )
 
-__all__ = ["SETTINGS_FILE", "load_settings", "load_settings_file"]
+__all__ = ["SETTINGS_FILE", "check_settings", "load_settings", "load_settings_file"]
 
 SETTINGS_FILE = "erelease.yaml"
 
 
-def load_settings_file(path: Path) -> Mapping[str, Any]:
-    """Parse and validate ``erelease.yaml``; ConfigError lists every problem."""
-    import yaml
-
+def check_settings(data: bytes, path: str) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """The settings in ``data`` and every problem with them (never raises for bad input)."""
+    documents, problems = parse_yaml(data)
+    diagnostics = [problem_diagnostic(problem, path) for problem in problems]
+    for extra in documents[1:]:
+        message = f"{SETTINGS_FILE} must hold a single YAML document"
+        diagnostics.append(Diagnostic(path, extra.line, extra.col, "error", "", message))
+    if not documents:
+        return {}, diagnostics
+    document = documents[0]
+    if not isinstance(document.data, dict):
+        message = "must be a mapping of settings (stack, state, incoming, vault, tests, serve)"
+        diagnostics.append(Diagnostic(path, document.line, document.col, "error", "", message))
+        return {}, diagnostics
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path.name}: cannot be read as YAML") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path.name}: must be a mapping of settings")
-    return data
+        schema_findings = explain_errors(
+            compiled("settings").iter_errors(document.data), document, ()
+        )
+    except RecursionError:
+        message = "the settings are nested too deeply to validate"
+        diagnostics.append(Diagnostic(path, document.line, document.col, "error", "", message))
+        return {}, diagnostics
+    error_paths = {finding.path for finding in schema_findings}
+    findings = reading_findings(document, error_paths) + schema_findings
+    diagnostics += to_diagnostics(findings, document, path)
+    return document.data, sorted(diagnostics, key=Diagnostic.sort_key)
+
+
+def load_settings_file(path: Path) -> Mapping[str, Any]:
+    """Parse and validate ``erelease.yaml``; ConfigError lists every problem, one per line."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{display_path(path)}: cannot be read: {exc.strerror}") from exc
+    settings, diagnostics = check_settings(data, display_path(path))
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if errors:
+        raise ConfigError("\n".join(d.format() for d in errors), diagnostics=errors)
+    return settings
 
 
 def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:

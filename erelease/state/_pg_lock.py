@@ -37,6 +37,10 @@ _ACTIVITY = """SELECT usename, coalesce(host(client_addr), 'a local socket'),
     application_name, backend_start FROM pg_stat_activity WHERE pid = %s"""
 
 
+#: the lock ID shown for an advisory lock whose holder left no lock row
+UNRECORDED = "(none recorded)"
+
+
 def key(stack: str) -> str:
     """The text hashed into the stack's advisory-lock key: one key per stack."""
     return f"erelease:{stack}"
@@ -89,7 +93,7 @@ def holder(cur: Cursor, stack: str) -> LockInfo | None:
         return _sql.lock_info(stack, record)
     act = cur.execute(_ACTIVITY, (pid,)).fetchone() or (None, None, None, None)
     return LockInfo(
-        lock_id="(none recorded)",
+        lock_id=UNRECORDED,
         stack=stack,
         holder=act[0] or "an unknown user",
         host=act[1] or "an unknown host",
@@ -102,7 +106,7 @@ def holder(cur: Cursor, stack: str) -> LockInfo | None:
 def nobody(stack: str) -> LockInfo:
     """Stands in for a holder that let go between our two looks."""
     return LockInfo(
-        lock_id="(none recorded)",
+        lock_id=UNRECORDED,
         stack=stack,
         holder="another session",
         host="an unknown host",

@@ -25,6 +25,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -73,6 +74,10 @@ _STORE_TOKEN = """INSERT INTO tokens
     SELECT %s, %s, %s, %s, %s, %s
     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
     ON CONFLICT (stack, token_sha256) DO NOTHING"""
+
+
+#: how long a contender waits for a new holder to record who it is
+_SETTLE_SECONDS = 3.0
 
 
 class PostgresStore(StateStore):
@@ -230,13 +235,18 @@ class PostgresStore(StateStore):
         self._after_fork()
         info = self._holder.new_lock(stack=stack, operation=operation)
         conn = connect(self._dsn, self.url)  # dedicated: never pooled
-        backoff, raced = Backoff(timeout), False
+        backoff = Backoff(timeout)
+        # A holder writes its lock row a moment after taking the advisory lock; a
+        # contender arriving in between (or as the holder lets go) waits briefly for
+        # the row, whatever the timeout, so that it can name who holds the lock.
+        settle_until = time.monotonic() + _SETTLE_SECONDS
         try:
             while not _pg_lock.try_lock(conn, info):
                 with conn.cursor() as cur:
                     held = _pg_lock.holder(cur, stack)
-                if held is None and not raced:
-                    raced = True  # released between our two looks: try again at once
+                unnamed = held is None or held.lock_id == _pg_lock.UNRECORDED
+                if unnamed and time.monotonic() < settle_until:
+                    time.sleep(0.02)
                     continue
                 if not backoff.wait():
                     raise locked_error(

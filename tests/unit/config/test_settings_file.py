@@ -1,0 +1,92 @@
+"""erelease.yaml is read safely and checked against the settings schema, with positions."""
+
+from __future__ import annotations
+
+import pytest
+
+from erelease.config import check_settings, load_settings, load_settings_file
+from erelease.errors import ConfigError
+from tests.unit.config.conftest import SETTINGS, ConfigDir
+
+
+def test_good_settings(config: ConfigDir) -> None:
+    path = config.settings(SETTINGS)
+    data = load_settings_file(path)
+    assert data["vault"]["auth"]["method"] == "approle"
+    settings = load_settings(config.root, environ={})
+    assert (settings.stack, settings.app_name, settings.tests.timeout) == (
+        "district-42",
+        "intMN",
+        10.0,
+    )
+    assert settings.serve.token_ttl == 3600.0
+
+
+def test_every_problem_with_its_position(config: ConfigDir) -> None:
+    path = config.settings(
+        "stack: district 42\n"
+        "tests:\n"
+        "  timeout: soon\n"
+        "  concurrency: 0\n"
+        "vault: {auth: {method: magic}}\n"
+        "serve:\n"
+        "  tokenTTL: 1h\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings_file(path)
+    expected = [
+        "erelease.yaml:1:8: error: stack: must be 1 to 100 letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit",
+        "erelease.yaml:3:12: error: tests.timeout: must be a duration like 250ms, 10s, 5m or "
+        "1h, or a number of seconds",
+        "erelease.yaml:4:16: error: tests.concurrency: must be ≥ 1",
+        "erelease.yaml:5:24: error: vault.auth.method: must be one of: auto, token, approle, "
+        'jwt, kubernetes (not "magic")',
+        'erelease.yaml:7:3: error: serve.tokenTTL: unknown field; did you mean "tokenTtl"?',
+    ]
+    assert str(caught.value).splitlines() == expected
+    assert [d.format() for d in caught.value.diagnostics] == expected
+
+
+def test_a_yaml_boolean_where_a_boolean_is_expected_is_fine(config: ConfigDir) -> None:
+    path = config.settings("vault:\n  skipVerify: yes\n")
+    assert load_settings_file(path) == {"vault": {"skipVerify": True}}
+    path = config.settings("vault:\n  skipVerify: yes please\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings_file(path)
+    assert str(caught.value) == (
+        "erelease.yaml:2:15: error: vault.skipVerify: must be true or false, not a string"
+    )
+
+
+def test_yaml_traps_and_hostile_input_in_settings(config: ConfigDir) -> None:
+    _, found = check_settings(b"stack: no\nstack: yes\n", "erelease.yaml")
+    assert [d.format() for d in found] == [
+        'erelease.yaml:2:1: error: stack: duplicate key "stack" (first on line 1); YAML readers '
+        "would silently keep only one",
+        'erelease.yaml:2:8: error: stack: "yes" is read as the boolean true in YAML; '
+        'quote it: "yes"',
+    ]
+    _, found = check_settings(b"stack: !!python/name:os.system x\n", "erelease.yaml")
+    assert [d.message for d in found] == [
+        "the tag !!python/name:os.system is not allowed: erelease reads plain YAML data only "
+        "(strings, numbers, booleans, null, mappings and lists)"
+    ]
+
+
+def test_settings_must_be_one_mapping(config: ConfigDir) -> None:
+    _, found = check_settings(b"- a\n", "erelease.yaml")
+    assert [d.format() for d in found] == [
+        "erelease.yaml:1:1: error: must be a mapping of settings (stack, state, incoming, vault, "
+        "tests, serve)"
+    ]
+    _, found = check_settings(b"stack: a\n---\nstack: b\n", "erelease.yaml")
+    assert [d.format() for d in found] == [
+        "erelease.yaml:3:1: error: erelease.yaml must hold a single YAML document"
+    ]
+
+
+def test_empty_settings_file(config: ConfigDir) -> None:
+    path = config.settings("# nothing yet\n")
+    assert load_settings_file(path) == {}
+    assert load_settings(config.root, environ={}).stack == config.root.name
