@@ -9,7 +9,9 @@ diff. It never reads a secret value and never writes anything.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
@@ -40,6 +42,9 @@ ACTIONS: tuple[Action, ...] = ("create", "update", "delete", "rotate", "noop")
 
 #: Outputs that apply derives from settings and may change without a re-mint.
 DERIVED_OUTPUTS = ("appName", "tokenUrl", "eTranscriptsUrl")
+
+#: At most this many metadata reads of incoming credentials run at once (Vault's default).
+METADATA_CONCURRENCY = 16
 
 
 class VersionSource(Protocol):
@@ -96,7 +101,7 @@ class Plan:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(ACTIONS, 0)
+        counts: dict[str, int] = dict.fromkeys(ACTIONS, 0)
         for change in self.changes:
             counts[change.action] += 1
         return counts
@@ -129,12 +134,17 @@ def desired_outputs(conn: Connection, *, base_url: str) -> dict[str, Any]:
     }
 
 
-def _secret_view(uri: str, version: int | None) -> dict[str, Any]:
+@lru_cache(maxsize=4096)
+def _shown_ref(uri: str) -> str:
+    """How a reference is shown in a plan. Thousands of fields share a few hundred URIs."""
     try:
-        shown = str(parse_ref(uri, require_key=False))
+        return str(parse_ref(uri, require_key=False))
     except ValueError:
-        shown = uri
-    return {"ref": shown, "version": version}
+        return uri
+
+
+def _secret_view(uri: str, version: int | None) -> dict[str, Any]:
+    return {"ref": _shown_ref(uri), "version": version}
 
 
 def _desired_view(
@@ -173,6 +183,8 @@ def record_view(record: ConnectionRecord) -> dict[str, Any]:
 
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldDiff]:
+    if before == after:  # the common case of a large plan: nothing changed
+        return []
     diffs: list[FieldDiff] = []
     for key in sorted(set(before) | set(after)):
         if key == "clientId":
@@ -180,7 +192,9 @@ def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldDiff
         old, new = before.get(key), after.get(key)
         if old == new:
             continue
-        sensitive = isinstance(old, dict) and "ref" in old or isinstance(new, dict) and "ref" in new
+        sensitive = (isinstance(old, dict) and "ref" in old) or (
+            isinstance(new, dict) and "ref" in new
+        )
         diffs.append(FieldDiff(field=key, before=old, after=new, sensitive=bool(sensitive)))
     return diffs
 
@@ -207,14 +221,17 @@ def compute_plan(
     desired = {c.address: c for c in connections if in_scope(c.address)}
     applied = {r.address: r for r in records}
 
-    # One metadata read per distinct location, for every reference in scope.
-    outgoing_refs = [
-        ref for c in desired.values() if c.kind == OUTGOING for ref in c.refs().values()
-    ]
-    resolved = dict(vault.versions(outgoing_refs)) if outgoing_refs else {}
+    # One metadata read per distinct location, for every reference in scope. The
+    # references are passed once each: 10,000 connections share a few hundred.
+    outgoing_refs = {a: c.refs() for a, c in desired.items() if c.kind == OUTGOING}
+    distinct = list(dict.fromkeys(r for refs in outgoing_refs.values() for r in refs.values()))
+    resolved = dict(vault.versions(distinct)) if distinct else {}
     vault_versions: dict[str, int | None] = {
         _version_key(ref): version for ref, version in resolved.items()
     }
+    credentials = _credentials_metadata(
+        vault, [c.spec["credentials"] for c in desired.values() if c.kind == INCOMING]
+    )
 
     changes: list[Change] = []
     for address in sorted(desired):
@@ -223,10 +240,10 @@ def compute_plan(
         field_versions: dict[str, int | None] = {}
         cred_exists = False
         if conn.kind == OUTGOING:
-            for key, ref in conn.refs().items():
+            for key, ref in outgoing_refs[address].items():
                 field_versions[key] = resolved.get(ref)
         else:
-            meta = vault.metadata(conn.spec["credentials"])
+            meta = credentials[conn.spec["credentials"]].result()
             cred_exists = meta is not None
             cred_version = None if meta is None else meta.current_version
             vault_versions[_version_key(conn.spec["credentials"])] = cred_version
@@ -288,6 +305,33 @@ def compute_plan(
         targets=tuple(sorted(target_set)),
         rotate=tuple(sorted(rotate_set)),
     )
+
+
+def _credentials_metadata(
+    vault: VersionSource, refs: Sequence[SecretRef]
+) -> dict[SecretRef, Future[Any]]:
+    """The metadata of each incoming ``credentials`` secret, read concurrently.
+
+    One read per distinct reference, at most METADATA_CONCURRENCY at once; a
+    failed read keeps its exception in its future, so the plan raises it at the
+    connection it belongs to, in address order.
+    """
+    distinct = list(dict.fromkeys(refs))
+    futures: dict[SecretRef, Future[Any]] = {}
+    if len(distinct) <= 1:
+        for ref in distinct:
+            future: Future[Any] = Future()
+            try:
+                future.set_result(vault.metadata(ref))
+            except Exception as exc:
+                future.set_exception(exc)
+            futures[ref] = future
+        return futures
+    workers = min(METADATA_CONCURRENCY, len(distinct))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="erelease-plan") as pool:
+        for ref in distinct:
+            futures[ref] = pool.submit(vault.metadata, ref)
+    return futures
 
 
 def _rotation_reasons(

@@ -40,14 +40,19 @@ def _outgoing(ws: Workspace, record: ConnectionRecord) -> Target:
         raw = spec.get(key)
         return None if raw is None else Secret(str(raw))
 
-    upload = urlsplit(str(spec["uploadServer"]))
+    def text(key: str) -> str:
+        # Any string field may be a reference (SPEC §2.3), servers and paths too.
+        value = secret(key)
+        return "" if value is None else value.reveal()
+
+    upload = urlsplit(text("uploadServer"))
     consumer_key = secret("consumerKey")
     consumer_secret = secret("consumerSecret")
     assert consumer_key is not None and consumer_secret is not None
     return OutgoingTarget(
         address=record.address,
         name=record.name,
-        token_url=f"{spec['authServer']}{spec['authPath']}",
+        token_url=text("authServer") + text("authPath"),
         upload_host=upload.hostname or "",
         upload_port=int(spec["uploadPort"]),
         upload_tls=upload.scheme == "https",
