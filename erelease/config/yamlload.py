@@ -139,10 +139,35 @@ def _too_deep(data: bytes) -> tuple[int, int] | None:
                     return int(mark.line) + 1, int(mark.column) + 1
             elif kind is MappingEndEvent or kind is SequenceEndEvent:
                 depth -= 1
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if "nesting depth" in str(exc):
+            # Newer libyaml stops deep flow nesting in its scanner, before any
+            # event reaches us: find the opener that crossed our own bound.
+            return _flow_too_deep(data) or (1, 1)
         return None  # the composer reports the syntax error itself
     finally:
         loader.dispose()
+
+
+def _flow_too_deep(data: bytes) -> tuple[int, int] | None:
+    """Line and column of the flow opener (``[``/``{``) past MAX_DEPTH, skipping quotes."""
+    depth, line, col, quote = 0, 1, 0, 0
+    for byte in data:
+        col += 1
+        if byte == 0x0A:
+            line, col = line + 1, 0
+        elif quote:
+            if byte == quote:
+                quote = 0
+        elif byte in (0x22, 0x27):  # " '
+            quote = byte
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line, col
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return None
 
 
 def _yaml_error(exc: yaml.YAMLError) -> Problem:

@@ -13,7 +13,8 @@ transaction. That point is ``StateStore.commit`` of either backend. Modes:
   several drivers start the CLI at one moment), then run normally but hold the lock a
   little longer inside commit, so that simultaneous applies really meet;
 - ``gap`` (PostgreSQL): once the stack's advisory lock is taken, write our pid to MARKER
-  and pause for PAUSE seconds *before* the lock row naming us is written, then carry on
+  and pause for PAUSE seconds *before* the lock row naming us is written (and again after
+  it), then carry on
   normally. It widens the moment between the two steps of taking the lock, which is
   otherwise a few milliseconds long, so a test can look at it.
 """
@@ -67,7 +68,11 @@ def _widen_gap(marker: Path, pause: float) -> None:
         try:
             _mark(marker)
             time.sleep(pause)
-            return bool(original(conn, info))
+            taken = bool(original(conn, info))
+            # Linger once the row is written too, so that a contender that arrives
+            # late on a busy machine still meets a held lock, now with its name.
+            time.sleep(pause)
+            return taken
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 

@@ -45,9 +45,14 @@ def test_every_command_has_help_and_is_in_the_readme(command: str) -> None:
     ), f"README does not mention 'erelease {command}'"
 
 
+def _normal(text: str) -> str:
+    # click releases differ in how they bracket an optional choice argument.
+    return re.sub(r"\[\[([^\]]*)\]\]", r"[\1]", text)
+
+
 def test_cli_reference_is_current() -> None:
     checked_in = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    assert checked_in == render(), "docs/cli.md is stale: run 'make docs'"
+    assert _normal(checked_in) == _normal(render()), "docs/cli.md is stale: run 'make docs'"
 
 
 def test_version() -> None:
