@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import click
+
 from erelease.model import (
     INCOMING,
     OUTGOING,
@@ -32,16 +34,25 @@ __all__ = [
 ]
 
 
+def _width(cell: str) -> int:
+    """Visible width: colour codes take no room on the screen."""
+    return len(click.unstyle(cell))
+
+
+def _pad(cell: str, width: int) -> str:
+    return cell + " " * (width - _width(cell))
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns separated by two spaces; header underlined with dashes."""
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+            widths[i] = max(widths[i], _width(cell))
+    lines = ["  ".join(_pad(h, w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        lines.append("  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines) + "\n"
 
 

@@ -97,3 +97,19 @@ def test_markdown_stays_under_the_limit_for_5000_changes() -> None:
     assert "| 0 | 5000 | 0 | 0 | 0 |" in md
     assert "more change(s) not shown" in md
     assert md.count("```") == 2
+
+
+def test_coloured_table_cells_keep_columns_aligned() -> None:
+    from erelease.model import CheckResult
+    from erelease.render.tables import test_table
+
+    results = [
+        CheckResult("outgoing/a", "outgoing", "a", "valid", "ok", "fine", 5),
+        CheckResult("outgoing/bb", "outgoing", "bb", "failed", "dns", "no such host", 7),
+    ]
+    plain = test_table(results, Style(colour=False)).splitlines()
+    coloured = test_table(results, Style(colour=True)).splitlines()
+    assert "\x1b[" in "".join(coloured)
+    import click
+
+    assert [click.unstyle(line) for line in coloured] == plain
