@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
 
 import click
 
@@ -19,7 +18,7 @@ from erelease.engine.registry import (
     unlock,
 )
 from erelease.errors import CheckFailed, UsageError
-from erelease.model import CheckResult, ConnectionRecord
+from erelease.render.data import record_dict, registry_dict, results_payload
 from erelease.render.tables import (
     connection_detail,
     history_table,
@@ -27,18 +26,6 @@ from erelease.render.tables import (
     state_list,
     test_table,
 )
-
-
-def result_dict(r: CheckResult) -> dict[str, Any]:
-    return {
-        "address": r.address,
-        "kind": r.kind,
-        "name": r.name,
-        "status": r.status,
-        "reason": r.reason,
-        "message": r.message,
-        "duration_ms": r.duration_ms,
-    }
 
 
 @click.command(name="test")
@@ -67,12 +54,7 @@ def test_cmd(
             progress.close()
     valid = sum(1 for r in results if r.ok)
     if fmt == "json":
-        payload = {
-            "format_version": "1",
-            "results": [result_dict(r) for r in results],
-            "summary": {"valid": valid, "failed": len(results) - valid},
-        }
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json.dumps(results_payload(results), indent=2))
     elif not results:
         click.echo("Nothing to test: no connection is applied yet (run 'erelease apply').")
     else:
@@ -80,25 +62,6 @@ def test_cmd(
     if valid < len(results):
         raise CheckFailed(f"{len(results) - valid} of {len(results)} connectivity test(s) failed")
     return 0
-
-
-def record_dict(record: ConnectionRecord) -> dict[str, Any]:
-    outputs = {k: v for k, v in record.outputs.items() if k != "clientSecretSha256"}
-    return {
-        "address": record.address,
-        "kind": record.kind,
-        "name": record.name,
-        "spec": record.spec,
-        "secret_versions": record.secret_versions,
-        "outputs": outputs,
-        "labels": record.labels,
-        "protect": record.protect,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "last_test": None
-        if record.last_test is None
-        else dict(result_dict(record.last_test), checked_at=record.last_test.checked_at),
-    }
 
 
 @click.command()
@@ -115,17 +78,8 @@ def show(ctx: Ctx, name: str | None, fmt: str, reveal: bool) -> int:
         if name is None:
             view = read_registry(ws)
             if fmt == "json":
-                click.echo(
-                    json.dumps(
-                        {
-                            "stack": ws.stack,
-                            "lineage": view.info.lineage if view.info else None,
-                            "serial": view.info.serial if view.info else 0,
-                            "connections": [record_dict(r) for r in view.records],
-                        },
-                        indent=2,
-                    )
-                )
+                data = registry_dict(ws.stack, view.info, view.records)
+                click.echo(json.dumps(data, indent=2))
             else:
                 click.echo(registry_tables(view.records, ctx.style()), nl=False)
             return 0
@@ -154,18 +108,8 @@ def state_list_cmd(ctx: Ctx, fmt: str) -> int:
     with ctx.workspace() as ws:
         view = read_registry(ws)
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "stack": ws.stack,
-                    "lineage": view.info.lineage if view.info else None,
-                    "serial": view.info.serial if view.info else 0,
-                    "lock": None if view.lock is None else view.lock.__dict__,
-                    "connections": [record_dict(r) for r in view.records],
-                },
-                indent=2,
-            )
-        )
+        data = registry_dict(ws.stack, view.info, view.records, lock=view.lock, with_lock=True)
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo(state_list(view.info, view.records, view.lock), nl=False)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from erelease.engine import Plan, apply, make_plan, run_connection_tests, save_p
 from erelease.engine.planfile import plan_to_dict
 from erelease.errors import EXIT_CHANGES, CheckFailed, PlanError
 from erelease.model import CheckResult
+from erelease.render.data import result_dict
 from erelease.render.plan import plan_json, plan_markdown, plan_text
 from erelease.render.tables import test_table
 
@@ -151,15 +153,13 @@ def apply_cmd(
         )
     failed = [r for r in result.results if not r.ok]
     if fmt == "json":
-        import json
-
         click.echo(
             json.dumps(
                 {
                     "applied": result.applied,
                     "serial": result.stack_info.serial if result.stack_info else 0,
                     "plan": plan_to_dict(result.plan),
-                    "results": [_result_dict(r) for r in result.results],
+                    "results": [result_dict(r) for r in result.results],
                 },
                 indent=2,
             )
@@ -179,18 +179,6 @@ def apply_cmd(
     if failed:
         raise CheckFailed(f"{len(failed)} connectivity test(s) failed after apply")
     return 0
-
-
-def _result_dict(r: CheckResult) -> dict[str, object]:
-    return {
-        "address": r.address,
-        "kind": r.kind,
-        "name": r.name,
-        "status": r.status,
-        "reason": r.reason,
-        "message": r.message,
-        "duration_ms": r.duration_ms,
-    }
 
 
 COMMANDS = [plan, apply_cmd]

@@ -16,12 +16,10 @@ Vault version the registry does not know and rotates again.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import secrets
 import string
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +30,7 @@ from erelease.engine.planfile import check_current, load_plan
 from erelease.engine.workspace import Workspace, actor_name, git_commit, known_addresses
 from erelease.engine.workspace import resolve_names as _resolve
 from erelease.errors import DeletionRefused, PlanError
+from erelease.gcpause import collector_paused
 from erelease.model import (
     INCOMING,
     CheckResult,
@@ -79,24 +78,6 @@ def digest(secret: Secret) -> str:
     return hashlib.sha256(secret.reveal().encode()).hexdigest()
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while the registry is read and compared.
-
-    With ten thousand connections loaded, every full collection re-scans them
-    all, and decoding as many registry rows triggers dozens: a fifth of a
-    no-op plan. Nothing read or built here forms a reference cycle, so
-    reference counting frees it; the collector resumes (if it ran) after.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def make_plan(
     ws: Workspace,
     *,
@@ -107,7 +88,7 @@ def make_plan(
     """Plan against the registry as it is now (no lock: plans never write)."""
     ws.config  # noqa: B018 - raise on an invalid config before opening the registry
     store = ws.store
-    with _collector_paused():
+    with collector_paused():
         stack_info = store.read_stack(stack=ws.stack)
         records = store.list_connections(stack=ws.stack) if stack_info else []
         result = _plan(
@@ -177,7 +158,7 @@ def apply(
     config = ws.config  # raise on an invalid config before taking the lock
     store = ws.store
     with store.acquire_lock(stack=ws.stack, operation="apply", timeout=lock_timeout):
-        with _collector_paused():
+        with collector_paused():
             stack_info = store.read_stack(stack=ws.stack)
             records = store.list_connections(stack=ws.stack) if stack_info else []
             plan = _plan(
