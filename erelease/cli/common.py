@@ -139,19 +139,27 @@ class Progress:
         self.done = 0
         self.failed = 0
         self.label = label
-        self.enabled = enabled and total > 1 and sys.stderr.isatty()
+        self.enabled_on_tty = enabled and sys.stderr.isatty()
+        self.enabled = self.enabled_on_tty and total > 1
 
     def __call__(self, result: CheckResult) -> None:
         self.done += 1
         if not result.ok:
             self.failed += 1
+        self._draw(f"  {self.failed} failed")
+
+    def step(self, done: int, total: int) -> None:
+        """For work counted by the engine (apply): ``done`` of ``total`` so far."""
+        self.done, self.total = done, total
+        self.enabled = self.enabled_on_tty and total > 1
+        self._draw("")
+
+    def _draw(self, tail: str) -> None:
         if self.enabled:
             width = 30
             filled = int(width * self.done / max(self.total, 1))
             bar = "#" * filled + "-" * (width - filled)
-            sys.stderr.write(
-                f"\r  {self.label} [{bar}] {self.done}/{self.total}  {self.failed} failed"
-            )
+            sys.stderr.write(f"\r  {self.label} [{bar}] {self.done}/{self.total}{tail}")
             sys.stderr.flush()
 
     def close(self) -> None:

@@ -141,16 +141,21 @@ def apply_cmd(
             finally:
                 progress.close()
 
-        result = apply(
-            ws,
-            plan_file=planfile,
-            targets=targets,
-            rotate=rotate,
-            allow_delete=allow_delete,
-            lock_timeout=lock_timeout or 0.0,
-            confirm=_confirm(ctx) if interactive else None,  # type: ignore[arg-type]
-            run_tests=None if no_test else tests,
-        )
+        steps = Progress(0, label="applying", enabled=fmt == "text")
+        try:
+            result = apply(
+                ws,
+                on_change=steps.step,
+                plan_file=planfile,
+                targets=targets,
+                rotate=rotate,
+                allow_delete=allow_delete,
+                lock_timeout=lock_timeout or 0.0,
+                confirm=_confirm(ctx) if interactive else None,  # type: ignore[arg-type]
+                run_tests=None if no_test else tests,
+            )
+        finally:
+            steps.close()
     failed = [r for r in result.results if not r.ok]
     if fmt == "json":
         click.echo(

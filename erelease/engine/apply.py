@@ -147,6 +147,7 @@ def apply(
     lock_timeout: float = 0.0,
     confirm: Callable[[Plan], bool] | None = None,
     run_tests: Callable[[Sequence[str]], list[CheckResult]] | None = None,
+    on_change: Callable[[int, int], None] | None = None,
 ) -> ApplyResult:
     """Reconcile the registry (and Vault credentials) with the config."""
     saved = load_plan(plan_file) if plan_file is not None else None
@@ -173,7 +174,7 @@ def apply(
             raise PlanError("apply cancelled; nothing was changed")
         if stack_info is None:
             stack_info = store.init_stack(stack=ws.stack)
-        upserts, deletes, cleanup = _execute(ws, plan, records)
+        upserts, deletes, cleanup = _execute(ws, plan, records, on_change=on_change)
         new_info = store.commit(
             stack=ws.stack,
             expected_serial=plan.serial,
@@ -194,7 +195,11 @@ def apply(
 
 
 def _execute(
-    ws: Workspace, plan: Plan, records: Sequence[ConnectionRecord]
+    ws: Workspace,
+    plan: Plan,
+    records: Sequence[ConnectionRecord],
+    *,
+    on_change: Callable[[int, int], None] | None = None,
 ) -> tuple[list[ConnectionRecord], list[tuple[str, str]], list[SecretRef]]:
     """Make the Vault side effects; return registry upserts, deletes and late cleanups."""
     taken = {str(r.outputs.get("clientId")) for r in records if r.outputs.get("clientId")}
@@ -202,7 +207,10 @@ def _execute(
     deletes: list[tuple[str, str]] = []
     cleanup: list[SecretRef] = []
     stamp = now_iso()
-    for change in plan.actionable():
+    actionable = plan.actionable()
+    for done, change in enumerate(actionable):
+        if on_change is not None:
+            on_change(done, len(actionable))  # progress: done so far, of how many
         if change.action == "delete":
             record = change.record
             assert record is not None
