@@ -6,25 +6,33 @@ plan uses to notice an edited config, and the parser — and it never raises
 for a bad input: problems come back as diagnostics. Names must be unique per
 kind across *all* files, which is why that check lives here rather than with
 the per-document rules.
+
+Above a thousand files or so the reading, parsing and validating is spread
+over the usable cores (:mod:`erelease.config.parallel`, ``ERELEASE_JOBS``):
+each process validates contiguous blocks of the sorted files and hands back,
+per file, the bytes it read, its diagnostics and its documents' connections.
+Everything that depends on more than one file — the digest, in path order,
+and the duplicate names — is done here afterwards, over all of them, so the
+result is the same however many processes did the work.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from erelease.config.diagnostics import ConfigResult, Diagnostic, display_path
 from erelease.config.explain import problem_diagnostic, to_diagnostics
+from erelease.config.parallel import map_chunks
 from erelease.config.settings_file import SETTINGS_FILE, check_settings
 from erelease.config.validate import KIND_NAMES, check_connection
 from erelease.config.yamlload import MAX_BYTES, parse_yaml
-from erelease.config.yamlnodes import Document
+from erelease.gcpause import collector_paused
 from erelease.model import Connection, Kind
 from erelease.settings import Settings
 
@@ -34,23 +42,14 @@ CONNECTIONS_DIR = "connections.d"
 _SUFFIXES = (".yaml", ".yml")
 _KIND_LABEL = {kind: label for label, kind in KIND_NAMES.items()}
 
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while thousands of files are read.
-
-    Reading allocates hundreds of thousands of small objects per thousand
-    files, and the connections kept make the collector re-scan an ever longer
-    list — a quarter of the run time. Nothing built here forms a reference
-    cycle, so reference counting frees it all; the collector resumes after.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+#: A file to read: (absolute path, path shown to the user, path in the digest).
+_File = tuple[str, str, str]
+#: One document of a file: its kind and name when well-formed, its index in
+#: the file, and its connection when it has no error.
+_Entry = tuple[Kind | None, str | None, int, Connection | None]
+#: One file validated: the bytes read (or why they could not be), its
+#: diagnostics and its documents. Small to pickle: a worker sends a list back.
+_Checked = tuple[bytes | str, list[Diagnostic], list[_Entry]]
 
 
 class _Files:
@@ -101,7 +100,7 @@ class _Files:
                 Diagnostic(text, 1, 1, "error", "", "no such file or directory")
             )
 
-    def ordered(self) -> list[tuple[str, str, str]]:
+    def ordered(self) -> list[_File]:
         """(absolute, shown, digest name), sorted by the path shown, directory by directory."""
         items = [(absolute, shown, name) for absolute, (shown, name) in self.found.items()]
         return sorted(items, key=lambda item: item[1].split("/"))
@@ -140,7 +139,7 @@ def load_config(
     is left to that function. Without ``settings``, its ``incoming.appName``
     is still used as the default appName.
     """
-    with _collector_paused():
+    with collector_paused():  # forked workers inherit the pause
         return _load(config_dir, paths, settings)
 
 
@@ -174,36 +173,10 @@ def _load(
             digest.update(_digest_entry(SETTINGS_FILE, raw))
             if settings is None:
                 default_app_name = _app_name(check_settings(raw, shown)[0])
-    connections_found: list[Connection] = []
-    # (kind, name) -> where it was first defined: (shown path, raw bytes, document index)
-    first_seen: dict[tuple[str, str], tuple[str, bytes, int]] = {}
     ordered = files.ordered()
-    for absolute, shown, digest_name in ordered:
-        raw = _read(absolute)
-        if isinstance(raw, str):
-            diagnostics.append(Diagnostic(shown, 1, 1, "error", "", raw))
-            continue
-        digest.update(_digest_entry(digest_name, raw))
-        documents, problems = parse_yaml(raw)
-        if problems:
-            diagnostics += [problem_diagnostic(problem, shown) for problem in problems]
-        for document in documents:
-            checked = check_connection(document, file=shown, default_app_name=default_app_name)
-            if checked.findings:
-                diagnostics += to_diagnostics(checked.findings, document, shown)
-            connection = checked.connection
-            if checked.kind is not None and checked.name is not None:
-                key = (checked.kind, checked.name)
-                first = first_seen.get(key)
-                if first is None:
-                    first_seen[key] = (shown, raw, document.index)
-                else:
-                    diagnostics.append(
-                        _duplicate(checked.kind, checked.name, document, shown, first)
-                    )
-                    connection = None
-            if connection is not None:
-                connections_found.append(connection)
+    work = partial(_check_files, default_app_name=default_app_name)
+    checked = (one for chunk in map_chunks(work, ordered) for one in chunk)
+    connections_found = _merge(ordered, checked, digest.update, diagnostics)
     return ConfigResult(
         connections=sorted(connections_found, key=lambda c: (c.kind, c.name)),
         diagnostics=sorted(set(diagnostics), key=Diagnostic.sort_key),
@@ -212,19 +185,97 @@ def _load(
     )
 
 
+def _check_files(files: Sequence[_File], default_app_name: str | None) -> list[_Checked]:
+    """Read and validate ``files``, each on its own (one block, in whichever process)."""
+    return [_check_file(absolute, shown, default_app_name) for absolute, shown, _ in files]
+
+
+def _check_file(absolute: str, shown: str, default_app_name: str | None) -> _Checked:
+    raw = _read(absolute)
+    if isinstance(raw, str):
+        return raw, [Diagnostic(shown, 1, 1, "error", "", raw)], []
+    documents, problems = parse_yaml(raw)
+    diagnostics = [problem_diagnostic(problem, shown) for problem in problems]
+    entries: list[_Entry] = []
+    for document in documents:
+        checked = check_connection(document, file=shown, default_app_name=default_app_name)
+        if checked.findings:
+            diagnostics += to_diagnostics(checked.findings, document, shown)
+        entries.append((checked.kind, checked.name, document.index, checked.connection))
+    return raw, diagnostics, entries
+
+
+def _merge(
+    files: Sequence[_File],
+    checked: Iterable[_Checked],
+    digest: Callable[[bytes], object],
+    diagnostics: list[Diagnostic],
+) -> list[Connection]:
+    """Fold the validated files, in path order, into the digest, diagnostics and connections.
+
+    A name already defined (per kind, in any earlier file or document) is
+    reported where it is defined again, and that connection is left out.
+    """
+    connections: list[Connection] = []
+    # (kind, name) -> where it was first defined: (number of the file, document index)
+    first_seen: dict[tuple[str, str], tuple[int, int]] = {}
+    positions = _NamePositions(files)
+    for number, (file, (raw, found, entries)) in enumerate(zip(files, checked, strict=True)):
+        diagnostics += found
+        if isinstance(raw, str):
+            continue
+        digest(_digest_entry(file[2], raw))
+        positions.raw[number] = raw
+        for kind, name, index, connection in entries:
+            if kind is not None and name is not None:
+                first = first_seen.setdefault((kind, name), (number, index))
+                if first != (number, index):
+                    diagnostics.append(_duplicate(kind, name, (number, index), first, positions))
+                    continue
+            if connection is not None:
+                connections.append(connection)
+    return connections
+
+
+class _NamePositions:
+    """Where ``metadata.name`` is in a document, found again only for a duplicate name.
+
+    Only the bytes of each file are kept; a file is parsed again the first time
+    one of its names is needed, which for a valid config is never.
+    """
+
+    def __init__(self, files: Sequence[_File]) -> None:
+        self.files = files
+        self.raw: dict[int, bytes] = {}
+        self._parsed: dict[int, dict[int, tuple[int, int]]] = {}
+
+    def shown(self, number: int) -> str:
+        return self.files[number][1]
+
+    def find(self, number: int, index: int) -> tuple[int, int] | None:
+        found = self._parsed.get(number)
+        if found is None:
+            documents = parse_yaml(self.raw[number])[0]
+            found = {d.index: d.where(("metadata", "name")) for d in documents}
+            self._parsed[number] = found
+        return found.get(index)
+
+
 def _duplicate(
-    kind: Kind, name: str, document: Document, shown: str, first: tuple[str, bytes, int]
+    kind: Kind,
+    name: str,
+    at: tuple[int, int],
+    first: tuple[int, int],
+    positions: _NamePositions,
 ) -> Diagnostic:
-    """The second definition of a name, pointing at the first (found again only now)."""
-    first_shown, first_raw, first_index = first
-    where = first_shown
-    for earlier in parse_yaml(first_raw)[0]:
-        if earlier.index == first_index:
-            line, col = earlier.where(("metadata", "name"))
-            where = f"{first_shown}:{line}:{col}"
-    line, col = document.where(("metadata", "name"))
+    """The second definition of a name, pointing at the first."""
+    where = positions.shown(first[0])
+    first_position = positions.find(*first)
+    if first_position is not None:
+        where = f"{where}:{first_position[0]}:{first_position[1]}"
+    line, col = positions.find(*at) or (1, 1)
     message = f'duplicate {_KIND_LABEL[kind]} name "{name}"; first defined at {where}'
-    return Diagnostic(shown, line, col, "error", "metadata.name", message)
+    return Diagnostic(positions.shown(at[0]), line, col, "error", "metadata.name", message)
 
 
 def _app_name(data: Any) -> str | None:
