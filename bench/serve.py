@@ -2,21 +2,29 @@
 
 The server runs as ``run_server`` does in production (uvicorn, JSON access
 log written to a file, SQLite registry) in a subprocess of its own, so the
-load generator does not share its GIL. The load generator is deliberately
-cheap: raw asyncio streams over keep-alive connections with pre-built request
-bytes, reading just the status line, the headers and Content-Length bytes.
+load generator does not share its GIL: once with one worker process and once
+with ``SERVE_BENCH_WORKERS`` (default 2; 1 on a one-CPU machine), each on a
+registry of its own. The load generator is deliberately cheap: one asyncio
+Protocol per keep-alive connection in a closed loop (send, wait for the whole
+answer, send again) with pre-built request bytes, reading just the status
+line, the headers and Content-Length bytes. Latency runs from the write of a
+request to the last byte of its answer.
+
+The machine is shared, so the servers are measured in turns: both started,
+then ``SERVE_BENCH_ROUNDS`` short phases of each (default 4, alternating
+order), pooled per server, so that a slow moment falls on both. Server CPU is
+read from ``/proc`` (the process, its threads, its live workers).
 
 Baseline, in the same run and with the same client: ``GET /healthz``, which
 goes through the same stack and reads the registry once. The ratio
-token/healthz shows what the token endpoint itself costs (parsing the form
-and Basic header, one ``find_client`` SELECT, one SHA-256 and constant-time
-compare, 32 random bytes, one ``store_token`` INSERT) on top of serving any
+token/healthz shows what the token endpoint itself costs (the form and Basic
+header, one ``find_client`` SELECT, one SHA-256 and constant-time compare, 32
+random bytes, its share of one ``store_tokens`` commit) on top of serving any
 request at all.
 
 ``python -m bench.serve`` prints the rows; ``SERVE_BENCH_SECONDS`` sets the
-length of each measured phase (default 4 s), ``SERVE_BENCH_CONCURRENCY`` the
-number of keep-alive connections (default 8: enough to keep one server core
-busy; more only queues, raising latency without raising throughput).
+measured time of token requests per server (default 4 s),
+``SERVE_BENCH_CONCURRENCY`` the number of keep-alive connections (default 8).
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ STACK = "bench"
 CLIENT_ID = "BenchClient00001"
 SECRET = "bench-" + "s" * 43
 CONCURRENCY = int(os.environ.get("SERVE_BENCH_CONCURRENCY", "8"))
+WORKERS = int(os.environ.get("SERVE_BENCH_WORKERS", "2" if (os.cpu_count() or 1) > 1 else "1"))
+ROUNDS = max(1, int(os.environ.get("SERVE_BENCH_ROUNDS", "4")))
 GOAL_TPS = 3000.0
 GOAL_P99_MS = 20.0
 _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
@@ -77,6 +87,17 @@ class Phase:
     def client_us(self) -> float:
         return self.client_cpu / self.requests * 1e6 if self.requests else float("nan")
 
+    def __add__(self, other: Phase) -> Phase:
+        """Two phases pooled: requests, time, CPU and every latency sample."""
+        return Phase(
+            self.requests + other.requests,
+            self.seconds + other.seconds,
+            self.latencies + other.latencies,
+            self.failures + other.failures,
+            self.server_cpu + other.server_cpu,
+            self.client_cpu + other.client_cpu,
+        )
+
 
 def _seed(state_url: str) -> None:
     from erelease.model import ConnectionRecord
@@ -108,8 +129,8 @@ def _seed(state_url: str) -> None:
         )
 
 
-def _serve(state_url: str, workdir: str, port: int) -> None:
-    """The server process: exactly what ``erelease serve`` runs."""
+def _serve(state_url: str, workdir: str, port: int, workers: int = 1) -> None:
+    """The server process: exactly what ``erelease serve [--workers N]`` runs."""
     from erelease.serve import run_server
     from erelease.settings import ServeSettings, Settings
     from erelease.state import open_store
@@ -122,12 +143,17 @@ def _serve(state_url: str, workdir: str, port: int) -> None:
         serve=ServeSettings(transcripts=Path(workdir) / "transcripts"),
     )
     with open_store(state_url) as store:
-        run_server(settings=settings, store=store, host="127.0.0.1", port=port)
+        run_server(settings=settings, store=store, host="127.0.0.1", port=port, workers=workers)
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of the server: the process, its threads and its live workers."""
+    total = 0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for each in [pid, *map(int, children)]:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class _Driver(asyncio.Protocol):
@@ -199,7 +225,6 @@ async def _load(
 
 
 def _phase(pid: int, port: int, request: bytes, seconds: float) -> Phase:
-    asyncio.run(_load(port, request, min(1.0, seconds / 4), CONCURRENCY))  # warm-up
     cpu0, own0 = _cpu_seconds(pid), time.process_time()
     count, elapsed, latencies, failures = asyncio.run(_load(port, request, seconds, CONCURRENCY))
     server, client = _cpu_seconds(pid) - cpu0, time.process_time() - own0
@@ -245,56 +270,76 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the benchmark server did not start")
 
 
-def measure(seconds: float) -> tuple[Phase, Phase]:
-    """Start a server on a fresh SQLite registry; return (token phase, healthz phase)."""
+@dataclass
+class _Server:
+    """One benchmark server: its process, its port and what was measured of it."""
+
+    workers: int
+    process: subprocess.Popen[bytes]
+    port: int
+    token: Phase | None = None
+    health: Phase | None = None
+
+
+def _start(workdir: Path, workers: int) -> _Server:
     from erelease.devtools.openbao import free_port
 
+    state_url = f"sqlite:///{workdir / f'state-{workers}.db'}"
+    _seed(state_url)
+    port = free_port()
+    with (workdir / f"server-{workers}.log").open("wb") as log:
+        command = ["-m", "bench.serve", "--serve", state_url, str(workdir), str(port)]
+        process = subprocess.Popen(
+            [sys.executable, *command, str(workers)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    return _Server(workers, process, port)
+
+
+def measure(seconds: float) -> list[_Server]:
+    """Servers with 1 and WORKERS workers, each on a fresh SQLite registry, measured in turns."""
     workdir = Path(tempfile.mkdtemp(prefix="erelease-bench-serve-"))
+    servers: list[_Server] = []
     try:
         shutil.copytree(DATA, workdir / "transcripts")
-        state_url = f"sqlite:///{workdir / 'state.db'}"
-        _seed(state_url)
-        port = free_port()
-        with (workdir / "server.log").open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.serve",
-                    "--serve",
-                    state_url,
-                    str(workdir),
-                    str(port),
-                ],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
-            )
-            try:
-                _wait_ready(port, process)
-                token, health = _requests(port)
-                health_phase = _phase(process.pid, port, health, seconds)
-                token_phase = _phase(process.pid, port, token, seconds)
-            finally:
-                process.send_signal(signal.SIGTERM)
-                process.wait(timeout=30)
-        return token_phase, health_phase
+        for workers in sorted({1, WORKERS}):
+            servers.append(_start(workdir, workers))
+        for server in servers:
+            _wait_ready(server.port, server.process)
+            token, _ = _requests(server.port)
+            asyncio.run(_load(server.port, token, 1.0, CONCURRENCY))  # warm-up
+        for server in servers:
+            _, health = _requests(server.port)
+            server.health = _phase(server.process.pid, server.port, health, seconds / 2)
+        for turn in range(ROUNDS):
+            for server in servers if turn % 2 == 0 else servers[::-1]:
+                token, _ = _requests(server.port)
+                phase = _phase(server.process.pid, server.port, token, seconds / ROUNDS)
+                server.token = phase if server.token is None else server.token + phase
+        return servers
     finally:
+        for server in servers:
+            server.process.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.process.wait(timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run() -> list[Row]:
-    seconds = float(os.environ.get("SERVE_BENCH_SECONDS", "4"))
-    token, health = measure(seconds)
+def _rows(server: _Server) -> list[Row]:
+    token, health = server.token, server.health
+    assert token is not None and health is not None
     if token.failures or health.failures:
         raise RuntimeError(
             f"{token.failures + health.failures} non-200 answers during the benchmark"
         )
     p99 = token.pct(0.99)
+    label = f"{server.workers} worker{'s' if server.workers > 1 else ''}"
     return [
         Row(
-            figure=f"serve: tokens/s (SQLite, {CONCURRENCY} loopback connections)",
+            figure=f"serve: tokens/s, {label} (SQLite, {CONCURRENCY} loopback connections)",
             value=f"{token.rate:,.0f} tokens/s",
             baseline=f"{health.rate:,.0f} /healthz req/s",
             ratio=f"{token.rate / health.rate:.2f}x",
@@ -302,7 +347,7 @@ def run() -> list[Row]:
             met=token.rate >= GOAL_TPS,
         ),
         Row(
-            figure="serve: token latency p50 / p99",
+            figure=f"serve: token latency p50 / p99, {label}",
             value=f"{token.pct(0.5):.1f} / {p99:.1f} ms",
             baseline=f"{health.pct(0.5):.1f} / {health.pct(0.99):.1f} ms /healthz",
             ratio=f"{p99 / health.pct(0.99):.2f}x",
@@ -310,7 +355,7 @@ def run() -> list[Row]:
             met=p99 < GOAL_P99_MS,
         ),
         Row(
-            figure="serve: server CPU per request",
+            figure=f"serve: server CPU per request, {label}",
             value=f"{token.cpu_us:,.0f} us/token (client {token.client_us:,.0f} us)",
             baseline=f"{health.cpu_us:,.0f} us/healthz (client {health.client_us:,.0f} us)",
             ratio=f"{token.cpu_us / health.cpu_us:.2f}x",
@@ -320,9 +365,28 @@ def run() -> list[Row]:
     ]
 
 
+def run() -> list[Row]:
+    seconds = float(os.environ.get("SERVE_BENCH_SECONDS", "4"))
+    before = os.getloadavg()[0]
+    servers = measure(seconds)
+    after = os.getloadavg()[0]
+    rows = [row for server in servers for row in _rows(server)]
+    rows.append(
+        Row(
+            figure="serve: load average (1 min) before / after",
+            value=f"{before:.2f} / {after:.2f}",
+            baseline=f"{os.cpu_count()} CPUs, shared with the load generator",
+            ratio="",
+            goal="(context)",
+            met=None,
+        )
+    )
+    return rows
+
+
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
-        _serve(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "--serve":
+        _serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int((sys.argv[5:] or ["1"])[0]))
         return
     for row in run():
         met = "" if row.met is None else (" met" if row.met else " NOT met")

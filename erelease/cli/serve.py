@@ -14,17 +14,24 @@ from erelease.errors import UsageError
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Serving processes sharing the port (one core each).",
+)
 @click.pass_obj
-def serve(ctx: Ctx, host: str, port: int) -> int:
+def serve(ctx: Ctx, host: str, port: int, workers: int) -> int:
     """Answer the Token URL and eTranscripts URL of incoming connections.
 
-    Reads connections and tokens from the registry, so every replica pointed at
-    the same state store sees a delete or a rotation at once.
+    Reads connections and tokens from the registry, so every replica (and every
+    worker) pointed at the same state store sees a delete or a rotation at once.
     """
     from erelease.serve import run_server
 
     with ctx.workspace() as ws:
-        run_server(settings=ws.settings, store=ws.store, host=host, port=port)
+        run_server(settings=ws.settings, store=ws.store, host=host, port=port, workers=workers)
     return 0
 
 

@@ -3,7 +3,8 @@
 uvicorn parses HTTP; this module only chooses its options: JSON logs without
 uvicorn's query-string-bearing access log, no ``Server`` banner, a graceful
 shutdown on SIGTERM/SIGINT that lets in-flight requests finish, and proxy
-headers trusted only when the operator names the proxies.
+headers trusted only when the operator names the proxies. ``workers`` > 1
+hands the same options to the pre-fork supervisor in ``_workers``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp
 
 from erelease.serve._app import create_app
 from erelease.serve._logging import log_config
+from erelease.serve._workers import run_workers
 from erelease.settings import Settings
 from erelease.state.base import StateStore
 
@@ -67,8 +69,17 @@ def run_server(
     port: int,
     forwarded_allow_ips: str | None = None,
     log_level: str = "INFO",
+    workers: int = 1,
 ) -> None:
-    """Serve until SIGTERM/SIGINT, then drain in-flight requests and return."""
+    """Serve until SIGTERM/SIGINT, then drain in-flight requests and return.
+
+    ``workers`` > 1 serves from that many forked processes sharing the
+    listening socket (one core each; see ``_workers``); it must be called
+    from the main thread. ``store`` is used by each of them (each opens its
+    own connections after the fork) and is closed by the caller afterwards.
+    """
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
     config = build_config(
         app=create_app(settings=settings, store=store),
         host=host,
@@ -76,14 +87,18 @@ def run_server(
         forwarded_allow_ips=forwarded_allow_ips,
         log_level=log_level,
     )
-    server = uvicorn.Server(config)
     log.info(
-        "serving stack %s at http://%s:%d%s",
+        "serving stack %s at http://%s:%d%s with %d worker(s)",
         settings.stack,
         host,
         port,
         settings.base_path or "/",
+        workers,
     )
+    if workers > 1:
+        run_workers(config, workers)
+        return
+    server = uvicorn.Server(config)
     with _sigterm_returns():
         server.run()
 

@@ -171,7 +171,8 @@ async def get_transcript(request: Request) -> Response:
         remote_addr=remote_addr(request),
     )
     try:
-        ctx.store.record_disclosure(stack=ctx.stack, disclosure=disclosure)
+        with ctx.writing():
+            ctx.store.record_disclosure(stack=ctx.stack, disclosure=disclosure)
     except StateError:
         return _unavailable()
     return Response(data, media_type="application/xml", headers=_NO_STORE)

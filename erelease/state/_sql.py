@@ -14,6 +14,7 @@ behaviour. ``db`` is a sqlite3 connection or a psycopg cursor.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,6 +88,24 @@ def select_connections(
         params.append(client_id)
     rows = db.execute(sql + " ORDER BY c.kind, c.name", params).fetchall()
     return [decode_connection(r) for r in rows]
+
+
+def find_client_auth(
+    db: Db, p: str, stack: str, client_id: str
+) -> tuple[str, str, str | None, Any] | None:
+    """``(kind, name, client-secret digest, outputs['appName'])`` of the connection
+    holding ``client_id``: what the Token URL checks on every request, read
+    from the live row without decoding the rest of the record."""
+    row = db.execute(
+        "SELECT kind, name, secret_sha256, outputs FROM connections "
+        f"WHERE stack = {p} AND client_id = {p}",
+        (stack, client_id),
+    ).fetchone()
+    if row is None:
+        return None
+    outputs = json.loads(row[3]) if isinstance(row[3], str | bytes) else row[3]  # jsonb: decoded
+    app_name = outputs.get("appName", "") if isinstance(outputs, dict) else ""
+    return str(row[0]), str(row[1]), row[2], app_name
 
 
 def check_serial(stack: str, info: StackInfo | None, expected: int) -> None:

@@ -59,6 +59,11 @@ _LOOKUP = """SELECT t.client_id, t.connection, t.secret_sha256, t.expires_at
       AND c.kind = 'incoming' AND c.secret_sha256 = t.secret_sha256"""
 
 
+_LOCK_ROW = (
+    "SELECT lock_id, holder, host, pid, operation, since, proc_start FROM locks WHERE stack = ?"
+)
+
+
 def _reason(exc: sqlite3.Error) -> str:
     text = str(exc)
     if "locked" in text or "busy" in text:
@@ -104,6 +109,7 @@ class SQLiteStore(StateStore):
         self._writer = threading.Lock()
         self._held: dict[str, str] = {}  # lock_id -> stack: the parent's are not ours
         self._holder = Holder.current()
+        self._autocheckpoint: int | None = None  # None: SQLite's default
 
     def _error(self, doing: str, exc: sqlite3.Error) -> StateError:
         return StateError(f"cannot {doing} the state file {self.path}: {_reason(exc)}")
@@ -124,6 +130,8 @@ class SQLiteStore(StateStore):
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
+        if self._autocheckpoint is not None:
+            conn.execute(f"PRAGMA wal_autocheckpoint = {self._autocheckpoint:d}")
         self._local.conn = conn
         with self._guard:
             self._conns.append(conn)
@@ -200,6 +208,20 @@ class SQLiteStore(StateStore):
             found = _sql.select_connections(conn, "?", stack, client_id=client_id)
         return found[0] if found else None
 
+    def find_client_auth(self, *, stack: str, client_id: str) -> tuple[Any, ...] | None:
+        """What :meth:`find_client` tells the Token URL, without decoding the record."""
+        with self._read("read") as conn:
+            return _sql.find_client_auth(conn, "?", stack, client_id)
+
+    def set_wal_autocheckpoint(self, pages: int) -> None:
+        """Commits of this process checkpoint only past ``pages`` WAL pages (0: never);
+        ``serve`` checkpoints on a thread instead, so that no request stalls on it."""
+        self._conn()  # notices a fork first: a forked child starts with SQLite's default
+        self._autocheckpoint = max(0, int(pages))
+        with self._guard:
+            for conn in self._conns:
+                conn.execute(f"PRAGMA wal_autocheckpoint = {self._autocheckpoint:d}")
+
     def commit(
         self,
         *,
@@ -255,11 +277,7 @@ class SQLiteStore(StateStore):
         backoff = Backoff(timeout)
         while True:
             with self._write("lock") as conn:
-                row = conn.execute(
-                    "SELECT lock_id, holder, host, pid, operation, since, proc_start "
-                    "FROM locks WHERE stack = ?",
-                    (stack,),
-                ).fetchone()
+                row = conn.execute(_LOCK_ROW, (stack,)).fetchone()
                 held: LockInfo | None = None
                 if row is not None and self._stale(row):
                     log.warning("taking over the stale lock %s of stack %s", row[0], stack)
@@ -296,22 +314,14 @@ class SQLiteStore(StateStore):
 
     def current_lock(self, *, stack: str) -> LockInfo | None:
         with self._read("read") as conn:
-            row = conn.execute(
-                "SELECT lock_id, holder, host, pid, operation, since, proc_start "
-                "FROM locks WHERE stack = ?",
-                (stack,),
-            ).fetchone()
+            row = conn.execute(_LOCK_ROW, (stack,)).fetchone()
         if row is None or self._stale(row):
             return None
         return _sql.lock_info(stack, row)
 
     def force_unlock(self, *, stack: str, lock_id: str) -> LockInfo:
         with self._write("unlock") as conn:
-            row = conn.execute(
-                "SELECT lock_id, holder, host, pid, operation, since, proc_start "
-                "FROM locks WHERE stack = ?",
-                (stack,),
-            ).fetchone()
+            row = conn.execute(_LOCK_ROW, (stack,)).fetchone()
             if row is None or row[0] != lock_id:
                 raise _sql.no_such_lock(stack, lock_id, row[0] if row else None)
             conn.execute("DELETE FROM locks WHERE stack = ? AND lock_id = ?", (stack, lock_id))
@@ -321,10 +331,19 @@ class SQLiteStore(StateStore):
 
     # -- serve: tokens and disclosures ---------------------------------------
     def store_token(self, *, stack: str, token: TokenRecord) -> None:
+        self.store_tokens(stack=stack, tokens=(token,))
+
+    def store_tokens(self, *, stack: str, tokens: Sequence[TokenRecord]) -> None:
+        """Remember tokens in one commit: ``serve`` stores those it issues together so."""
+        rows = [_sql.token_row(stack, token) for token in tokens]
+        if len(rows) != 1:
+            with self._write("store tokens in") as conn:
+                conn.executemany(_sql.insert_token("?"), rows)
+            return
         try:
             conn = self._conn()
             with self._writer:
-                conn.execute(_sql.insert_token("?"), _sql.token_row(stack, token))
+                conn.execute(_sql.insert_token("?"), rows[0])
         except sqlite3.Error as exc:
             raise self._error("store a token in", exc) from exc
 

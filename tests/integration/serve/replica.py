@@ -1,8 +1,10 @@
 """A serve replica in its own process, as ``erelease serve`` runs it (``run_server``).
 
 ``python -m tests.integration.serve.replica --state URL --dir DIR --port N``
-serves DIR/transcripts from the registry at URL until SIGTERM. :class:`Replica`
-starts one, waits until ``/healthz`` answers, and stops it with SIGTERM.
+serves DIR/transcripts from the registry at URL until SIGTERM (``--workers``
+forked processes, default 1). :class:`Replica` starts one, waits until
+``/healthz`` answers, and stops it with SIGTERM. Like ``erelease serve``, it
+exits 0 after SIGTERM, 130 after SIGINT and 1 when ``run_server`` fails.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ class Replica:
     """One ``run_server`` process on a loopback port; its stderr goes to a file."""
 
     def __init__(
-        self, *, state: str, workdir: Path, stack: str, ttl: float = 3600.0, name: str = "r"
+        self,
+        *,
+        state: str,
+        workdir: Path,
+        stack: str,
+        ttl: float = 3600.0,
+        name: str = "r",
+        workers: int = 1,
     ) -> None:
         self.port = free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
@@ -43,6 +52,7 @@ class Replica:
             f"--stack={stack}",
             f"--port={self.port}",
             f"--ttl={ttl}",
+            f"--workers={workers}",
         ]
         self._log: IO[bytes] | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -74,12 +84,12 @@ class Replica:
         finally:
             connection.close()
 
-    def stop(self) -> int:
-        """SIGTERM, then wait for the graceful shutdown; the exit code."""
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """``sig`` (SIGTERM), then wait for the graceful shutdown; the exit code."""
         code = 0
         if self.process is not None:
             if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
+                self.process.send_signal(sig)
             try:
                 code = self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -103,6 +113,7 @@ class Replica:
 
 
 def main() -> None:
+    from erelease.errors import ErelaseError
     from erelease.serve import run_server
     from erelease.settings import ServeSettings, Settings
     from erelease.state import open_store
@@ -113,6 +124,7 @@ def main() -> None:
     parser.add_argument("--stack", required=True)
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--ttl", type=float, default=3600.0)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     settings = Settings(
         config_dir=args.dir,
@@ -121,8 +133,20 @@ def main() -> None:
         base_url=f"http://127.0.0.1:{args.port}/campus",
         serve=ServeSettings(transcripts=args.dir / "transcripts", token_ttl=args.ttl),
     )
-    with open_store(args.state) as store:
-        run_server(settings=settings, store=store, host="127.0.0.1", port=args.port)
+    try:
+        with open_store(args.state) as store:
+            run_server(
+                settings=settings,
+                store=store,
+                host="127.0.0.1",
+                port=args.port,
+                workers=args.workers,
+            )
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except ErelaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
