@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row, timed
+from bench.common import OUTGOING_YAML, Row, timed, write_connections
 
 FILES = int(os.environ.get("PLAN_BENCH_FILES", "10000"))
 PATHS = 100
@@ -62,39 +62,16 @@ vault:
   auth: {{method: token}}
 """
 
-_OUTGOING = """\
-apiVersion: erelease/v1
-kind: OutgoingConnection
-metadata:
-  name: vendor-{i:05d}
-  labels:
-    vendor: vendor-{group}
-spec:
-  vendor: Vendor {i}
-  authServer: https://auth-{group}.vendor.example
-  authPath: /send-library-api/v1/oauth/token
-  uploadServer: https://upload-{group}.vendor.example
-  uploadPort: 443
-  uploadPath: /send-library-api/v1/pesc/highschool/transcript/1/3/0
-  consumerKey: 3235fffff69-5858-60bb-{i:05d}-b-700-w8a8bc6c2323
-  consumerSecret: ref+vault://{mount}/erelease/bench/p{path:03d}#consumer_secret
-  username: user{i}@vendor.example
-  password: ref+vault://{mount}/erelease/bench/p{path:03d}#password
-"""
-
 
 def generate(config_dir: Path, vault_addr: str, count: int = FILES) -> list[Path]:
     """``erelease.yaml`` plus ``count`` outgoing connections, one per file, in 50 directories."""
     (config_dir / "erelease.yaml").write_text(_SETTINGS.format(addr=vault_addr), "utf-8")
-    files: list[Path] = []
-    for i in range(count):
-        directory = config_dir / "connections.d" / f"group-{i % 50:02d}"
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"vendor-{i:05d}.yaml"
-        text = _OUTGOING.format(i=i, group=i % 7, path=i % PATHS, mount=MOUNT)
-        path.write_text(text, encoding="utf-8")
-        files.append(path)
-    return sorted(files)
+
+    def file_of(i: int) -> tuple[str, str]:
+        secret = f"{MOUNT}/erelease/bench/p{i % PATHS:03d}"
+        return f"vendor-{i:05d}.yaml", OUTGOING_YAML.format(i=i, group=i % 7, secret=secret)
+
+    return write_connections(config_dir, count, file_of)
 
 
 def _connection_files(config_dir: Path) -> list[str]:

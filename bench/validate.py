@@ -18,32 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import Row, timed
+from bench.common import OUTGOING_YAML, Row, timed, write_connections
 from erelease.config import load_config
 
 FILES = 10_000
 GOAL = 1.5
-
-_OUTGOING = """\
-# yaml-language-server: $schema=../../schemas/outgoing-connection.schema.json
-apiVersion: erelease/v1
-kind: OutgoingConnection
-metadata:
-  name: vendor-{i:05d}
-  labels:
-    vendor: vendor-{group}
-spec:
-  vendor: Vendor {i}
-  authServer: https://auth-{group}.vendor.example
-  authPath: /send-library-api/v1/oauth/token
-  uploadServer: https://upload-{group}.vendor.example
-  uploadPort: 443
-  uploadPath: /send-library-api/v1/pesc/highschool/transcript/1/3/0
-  consumerKey: 3235fffff69-5858-60bb-{i:05d}-b-700-w8a8bc6c2323
-  consumerSecret: ref+vault://secret/erelease/vendor-{i:05d}#consumer_secret
-  username: user{i}@vendor.example
-  password: ref+vault://secret/erelease/vendor-{i:05d}#password
-"""
 
 _INCOMING = """\
 # yaml-language-server: $schema=../../schemas/incoming-connection.schema.json
@@ -61,15 +40,14 @@ spec:
 
 def generate(config_dir: Path, count: int = FILES) -> list[Path]:
     """``count`` valid connection files, a quarter incoming, spread over 50 directories."""
-    files: list[Path] = []
-    for i in range(count):
-        directory = config_dir / "connections.d" / f"group-{i % 50:02d}"
-        directory.mkdir(parents=True, exist_ok=True)
-        template = _INCOMING if i % 4 == 3 else _OUTGOING
-        path = directory / f"connection-{i:05d}.yaml"
-        path.write_text(template.format(i=i, group=i % 7), encoding="utf-8")
-        files.append(path)
-    return sorted(files)
+
+    def file_of(i: int) -> tuple[str, str]:
+        if i % 4 == 3:
+            return f"connection-{i:05d}.yaml", _INCOMING.format(i=i)
+        secret = f"secret/erelease/vendor-{i:05d}"
+        return f"connection-{i:05d}.yaml", OUTGOING_YAML.format(i=i, group=i % 7, secret=secret)
+
+    return write_connections(config_dir, count, file_of)
 
 
 def _bare_load(files: list[Path]) -> int:

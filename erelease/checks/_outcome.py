@@ -13,7 +13,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import quote, quote_plus
 
 from erelease.model import Secret
@@ -43,19 +43,7 @@ Reason = Literal[
 ]
 
 #: Every reason a result can carry (SPEC §5.5), in the order a user reads about them.
-REASONS: tuple[Reason, ...] = (
-    "ok",
-    "dns",
-    "connect",
-    "tls",
-    "timeout",
-    "http_status",
-    "invalid_client",
-    "invalid_grant",
-    "bad_response",
-    "upload_unreachable",
-    "secret_unavailable",
-)
+REASONS: tuple[Reason, ...] = get_args(Reason)
 
 #: The longest piece of server-supplied text a message quotes.
 MAX_QUOTE = 200
