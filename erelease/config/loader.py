@@ -67,7 +67,13 @@ class _Files:
         return shown
 
     def walk(self, root: str, shown_root: str) -> None:
-        """Every ``*.yaml``/``*.yml`` below ``root``, skipping hidden files and directories."""
+        """Every ``*.yaml``/``*.yml`` below ``root``, skipping hidden files and directories.
+
+        A symbolic link to a directory is followed like a file link is (a
+        directory that silently vanished from the config would show up as
+        deletes in a plan); a directory already walked — a link loop, or the
+        same directory linked twice — is walked only once, in sorted order.
+        """
 
         def failed(exc: OSError) -> None:
             where = display_path(exc.filename or root)
@@ -78,8 +84,15 @@ class _Files:
         prefix = "" if shown_root == "." else shown_root.rstrip("/") + "/"
         digest_root = self._digest_name(root, shown_root)
         digest_prefix = "" if root == self.config_dir else digest_root.rstrip("/") + "/"
-        for dirpath, dirnames, filenames in os.walk(root, onerror=failed):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        walked = {os.path.realpath(root)}
+        for dirpath, dirnames, filenames in os.walk(root, onerror=failed, followlinks=True):
+            kept = []
+            for name in sorted(d for d in dirnames if not d.startswith(".")):
+                real = os.path.realpath(os.path.join(dirpath, name))
+                if real not in walked:
+                    walked.add(real)
+                    kept.append(name)
+            dirnames[:] = kept
             relative = os.path.relpath(dirpath, root)
             base = "" if relative == "." else relative.replace(os.sep, "/") + "/"
             for name in filenames:

@@ -44,12 +44,16 @@ _SIMPLE_REF = re.compile(
 
 
 class Checked(NamedTuple):
-    """The normal form of a value, or why it is wrong (and, for servers, the port it named)."""
+    """The normal form of a value, or every reason it is wrong (and, for servers, its port)."""
 
     value: str | SecretRef | None = None
-    error: str | None = None
+    errors: tuple[str, ...] = ()
     warning: str | None = None
     port: int | None = None
+
+
+def _refused(*errors: str) -> Checked:
+    return Checked(errors=errors)
 
 
 def check_ref(text: str, *, require_key: bool = True) -> Checked:
@@ -60,11 +64,11 @@ def check_ref(text: str, *, require_key: bool = True) -> Checked:
         if not path.startswith(("data/", "metadata/")) and (key is not None or not require_key):
             return Checked(value=SecretRef(mount=mount, path=path, key=key, scheme=scheme))
     if _SPACE.search(text):
-        return Checked(error="invalid secret reference: it must not contain spaces or line breaks")
+        return _refused("invalid secret reference: it must not contain spaces or line breaks")
     try:
         return Checked(value=parse_ref(text, require_key=require_key))
     except ValueError as exc:
-        return Checked(error=f"invalid secret reference: {exc}")
+        return _refused(f"invalid secret reference: {exc}")
 
 
 def unsupported_ref(text: str) -> str | None:
@@ -93,8 +97,10 @@ def _valid_host(host: str) -> bool:
 def check_server(text: str, *, allow_http: bool, path_field: str) -> Checked:
     """``scheme://host[:port]`` with no path, query, fragment or userinfo → its normal form.
 
-    Normal form: lowercase scheme and host, no trailing slash, default port
-    dropped (RFC 3986 §6.2.2.1 and §6.2.3).
+    Every problem of the value is reported, not only the first (SPEC §2.4):
+    ``http://user:pw@host/path`` is refused for its userinfo, its path and its
+    scheme at once. Normal form: lowercase scheme and host, no trailing slash,
+    default port dropped (RFC 3986 §6.2.2.1 and §6.2.3).
     """
     clean = _CLEAN_HTTPS.fullmatch(text)
     if clean is not None and len(clean.group(1)) <= 253:
@@ -104,77 +110,97 @@ def check_server(text: str, *, allow_http: bool, path_field: str) -> Checked:
             return Checked(value="https://" + host, port=named)
         if 1 <= named <= 65535:
             return Checked(value=f"https://{host}:{named}", port=named)
+    errors: list[str] = []
     if _SPACE.search(text):
-        return Checked(error="must not contain spaces or line breaks")
-    match = _SCHEME.match(text)
+        errors.append("must not contain spaces or line breaks")
+    match = _SCHEME.match(text.strip())
     if match is None:
-        return Checked(error="must be scheme://host[:port], e.g. https://api.vendor.example")
+        errors.append("must be scheme://host[:port], e.g. https://api.vendor.example")
+        return _refused(*errors)
     scheme, rest = match.group(1).lower(), match.group(2)
     if scheme not in _DEFAULT_PORTS:
-        return Checked(error=f'the scheme "{scheme}" is not supported; use https://')
+        errors.append(f'the scheme "{scheme}" is not supported; use https://')
+    # RFC 3986 §3.2: the authority ends at the first "/", "?" or "#".
     cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     authority, tail = rest[:cut], rest[cut:]
-    if "@" in authority:
-        return Checked(
-            error="must not contain a user name or password (user:pass@); the vendor's "
+    _userinfo, at, authority = authority.rpartition("@")
+    if at:  # RFC 3986 §3.2.1; never echoed: it may hold a password
+        errors.append(
+            "must not contain a user name or password (user:pass@); the vendor's "
             "credentials belong in consumerKey, consumerSecret, username and password"
         )
-    if tail.startswith("?"):
-        return Checked(error="must not have a query (?…); it is scheme://host[:port] only")
-    if tail.startswith("#"):
-        return Checked(error="must not have a fragment (#…); it is scheme://host[:port] only")
-    if tail not in ("", "/"):
-        return Checked(error=f"must not have a path; put the path in {path_field}")
-    if authority.startswith("["):
+    # RFC 3986 §3.3-3.5: path, then "?" query, then "#" fragment.
+    path, hash_mark, _fragment = tail.partition("#")
+    path, question_mark, _query = path.partition("?")
+    if path not in ("", "/"):
+        errors.append(f"must not have a path; put the path in {path_field}")
+    if question_mark:
+        errors.append("must not have a query (?…); it is scheme://host[:port] only")
+    if hash_mark:
+        errors.append("must not have a fragment (#…); it is scheme://host[:port] only")
+    host, port_text, host_error = _split_authority(authority)
+    if host_error is not None:
+        errors.append(host_error)
+    port: int | None = None
+    if port_text:
+        digits = port_text[1:]
+        valid = port_text.startswith(":") and digits.isascii() and digits.isdigit()
+        if valid and 1 <= int(digits) <= 65535:
+            port = int(digits)
+        else:
+            errors.append("has an invalid port; it must be 1 to 65535")
+    warning = None
+    if scheme == "http":
+        if not allow_http:
+            errors.append(
+                "http:// is refused; use https://, or set allowInsecureHttp: true "
+                "(for a local test server only)"
+            )
+        elif not is_loopback(host):
+            warning = "uses http://: credentials cross the network unencrypted"
+    if errors:
+        return _refused(*errors)
+    shown_host = f"[{host.lower()}]" if ":" in host else host.lower()
+    shown_port = f":{port}" if port is not None and port != _DEFAULT_PORTS[scheme] else ""
+    return Checked(value=f"{scheme}://{shown_host}{shown_port}", warning=warning, port=port)
+
+
+def _split_authority(authority: str) -> tuple[str, str, str | None]:
+    """``host[:port]`` or ``[v6]:port`` → (host, ":port" or "", what is wrong with the host)."""
+    if authority.startswith("["):  # RFC 3986 §3.2.2: an IPv6 literal in brackets
         end = authority.find("]")
         host, port_text = authority[1:end], authority[end + 1 :]
         try:
             ipaddress.IPv6Address(host if end > 0 else "-")
         except ValueError:
-            return Checked(error="has an invalid IPv6 address")
-        shown_host = f"[{host.lower()}]"
-    else:
-        host, _, port_text = authority.partition(":")
-        port_text = ":" + port_text if _ else ""
-        if not _valid_host(host):
-            return Checked(error="has an invalid host name" if host else "has no host name")
-        shown_host = host.lower()
-    port: int | None = None
-    if port_text:
-        digits = port_text[1:]
-        valid = port_text.startswith(":") and digits.isascii() and digits.isdigit()
-        if not valid or not 1 <= int(digits) <= 65535:
-            return Checked(error="has an invalid port; it must be 1 to 65535")
-        port = int(digits)
-    warning = None
-    if scheme == "http":
-        if not allow_http:
-            return Checked(
-                error="http:// is refused; use https://, or set allowInsecureHttp: true "
-                "(for a local test server only)"
-            )
-        if not is_loopback(host):
-            warning = "uses http://: credentials cross the network unencrypted"
-    shown_port = f":{port}" if port is not None and port != _DEFAULT_PORTS[scheme] else ""
-    return Checked(value=f"{scheme}://{shown_host}{shown_port}", warning=warning, port=port)
+            return host, port_text if end > 0 else "", "has an invalid IPv6 address"
+        return host, port_text, None
+    host, colon, port_text = authority.partition(":")
+    port_text = colon + port_text
+    if not _valid_host(host):
+        return host, port_text, "has an invalid host name" if host else "has no host name"
+    return host, port_text, None
 
 
 def check_path(text: str, *, server_field: str) -> Checked:
-    """A URL path stored with exactly one leading ``/``."""
+    """A URL path stored with exactly one leading ``/``; every problem of it reported."""
     if _CLEAN_PATH.fullmatch(text):
         return Checked(value=text)
     if _SCHEME.match(text.strip()):
-        return Checked(error=f"must be a path like /oauth/token; the server goes in {server_field}")
+        return _refused(f"must be a path like /oauth/token; the server goes in {server_field}")
+    errors = []
     if _SPACE.search(text):
-        return Checked(error="must not contain spaces or line breaks")
+        errors.append("must not contain spaces or line breaks")
     if "#" in text:
-        return Checked(error="must not contain a fragment (#)")
+        errors.append("must not contain a fragment (#)")
+    if errors:
+        return _refused(*errors)
     return Checked(value="/" + text.lstrip("/"))
 
 
 def check_app_name(text: str) -> Checked:
     if not _APP_NAME.fullmatch(text):
-        return Checked(
-            error="must be letters, digits, '.', '_', '~' or '-' (it goes into the Token URL)"
+        return _refused(
+            "must be letters, digits, '.', '_', '~' or '-' (it goes into the Token URL)"
         )
     return Checked(value=text)

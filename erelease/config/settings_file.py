@@ -20,7 +20,7 @@ from erelease.config.explain import explain_errors, problem_diagnostic, to_diagn
 from erelease.config.schemas import compiled
 from erelease.config.validate import reading_findings
 from erelease.config.yamlload import parse_yaml
-from erelease.errors import ConfigError
+from erelease.errors import ConfigError, UsageError
 from erelease.settings import (
     DEFAULT_BASE_URL,
     DEFAULT_STATE,
@@ -78,11 +78,40 @@ def load_settings_file(path: Path) -> Mapping[str, Any]:
     return settings
 
 
+_DURATION_MESSAGE = "must be a duration like 250ms, 10s, 5m or 1h, or a number of seconds"
+
+
+def _env_int(env_name: str, text: str, section: str, key: str) -> int:
+    """An integer setting from the environment, in the range the settings schema gives it."""
+    rule = compiled("settings").schema["properties"][section]["properties"][key]
+    low, high = rule.get("minimum"), rule.get("maximum")
+    message = f"{env_name}: must be an integer from {low} to {high}"
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(message) from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(message)
+    return value
+
+
 def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = data.get(name) or {}
     if not isinstance(value, Mapping):
         raise ConfigError(f"{SETTINGS_FILE}: {name}: must be a mapping")
     return value
+
+
+def _flag(env_name: str, env: Mapping[str, str], file_value: Any) -> bool | None:
+    """A boolean setting: ``env_name`` (true/false, 1/0, yes/no) over the file's value."""
+    text = env.get(env_name, "").strip().lower()
+    if not text:
+        return file_value if isinstance(file_value, bool) else None
+    if text in ("1", "t", "true", "y", "yes", "on"):
+        return True
+    if text in ("0", "f", "false", "n", "no", "off"):
+        return False
+    raise ConfigError(f"{env_name}: must be true or false")
 
 
 def _read_file(config_dir: Path) -> Mapping[str, Any]:
@@ -111,6 +140,20 @@ def load_settings(
     def pick(env_name: str, file_value: Any) -> Any:
         return env.get(env_name) if env.get(env_name) not in (None, "") else file_value
 
+    def pick_int(env_name: str, section: str, key: str, file_value: Any) -> int:
+        if env.get(env_name) in (None, ""):
+            return int(file_value)
+        return _env_int(env_name, env[env_name], section, key)
+
+    def pick_duration(env_name: str, what: str, file_value: Any) -> float:
+        if env.get(env_name) in (None, ""):
+            return parse_duration(file_value, what=what)
+        try:
+            return parse_duration(env[env_name], what=what)
+        except UsageError:
+            # The value is not echoed: an environment variable may hold anything.
+            raise ConfigError(f"{env_name}: {_DURATION_MESSAGE}") from None
+
     settings = Settings(
         config_dir=config_dir,
         stack=str(pick("ERELEASE_STACK", data.get("stack") or config_dir.name)),
@@ -122,34 +165,37 @@ def load_settings(
         vault=VaultSettings(
             address=pick("ERELEASE_VAULT_ADDRESS", vault.get("address")),
             namespace=pick("ERELEASE_VAULT_NAMESPACE", vault.get("namespace")),
-            cacert=vault.get("caCert"),
-            capath=vault.get("caPath"),
-            client_cert=vault.get("clientCert"),
-            client_key=vault.get("clientKey"),
-            skip_verify=vault.get("skipVerify"),
-            timeout=parse_duration(vault.get("timeout", 10), what="vault.timeout"),
+            cacert=pick("ERELEASE_VAULT_CA_CERT", vault.get("caCert")),
+            capath=pick("ERELEASE_VAULT_CA_PATH", vault.get("caPath")),
+            client_cert=pick("ERELEASE_VAULT_CLIENT_CERT", vault.get("clientCert")),
+            client_key=pick("ERELEASE_VAULT_CLIENT_KEY", vault.get("clientKey")),
+            skip_verify=_flag("ERELEASE_VAULT_SKIP_VERIFY", env, vault.get("skipVerify")),
+            timeout=pick_duration(
+                "ERELEASE_VAULT_TIMEOUT", "vault.timeout", vault.get("timeout", 10)
+            ),
             auth=VaultAuthSettings(
                 method=str(pick("ERELEASE_VAULT_AUTH_METHOD", auth.get("method", "auto"))),
                 role=pick("ERELEASE_VAULT_AUTH_ROLE", auth.get("role")),
                 mount=pick("ERELEASE_VAULT_AUTH_MOUNT", auth.get("mount")),
-                token_env=auth.get("tokenEnv"),
-                audience=auth.get("audience"),
+                token_env=pick("ERELEASE_VAULT_AUTH_TOKEN_ENV", auth.get("tokenEnv")),
+                audience=pick("ERELEASE_VAULT_AUTH_AUDIENCE", auth.get("audience")),
             ),
         ),
         tests=TestSettings(
-            concurrency=int(pick("ERELEASE_TESTS_CONCURRENCY", tests.get("concurrency", 32))),
-            timeout=parse_duration(
-                pick("ERELEASE_TESTS_TIMEOUT", tests.get("timeout", 10)), what="tests.timeout"
+            concurrency=pick_int(
+                "ERELEASE_TESTS_CONCURRENCY", "tests", "concurrency", tests.get("concurrency", 32)
             ),
-            retries=int(pick("ERELEASE_TESTS_RETRIES", tests.get("retries", 2))),
+            timeout=pick_duration(
+                "ERELEASE_TESTS_TIMEOUT", "tests.timeout", tests.get("timeout", 10)
+            ),
+            retries=pick_int("ERELEASE_TESTS_RETRIES", "tests", "retries", tests.get("retries", 2)),
             ca_bundle=pick("ERELEASE_TESTS_CA_BUNDLE", tests.get("caBundle")),
         ),
         serve=ServeSettings(
             transcripts=config_dir
             / str(pick("ERELEASE_SERVE_TRANSCRIPTS", serve.get("transcripts", "transcripts"))),
-            token_ttl=parse_duration(
-                pick("ERELEASE_SERVE_TOKEN_TTL", serve.get("tokenTtl", 3600)),
-                what="serve.tokenTtl",
+            token_ttl=pick_duration(
+                "ERELEASE_SERVE_TOKEN_TTL", "serve.tokenTtl", serve.get("tokenTtl", 3600)
             ),
         ),
     )

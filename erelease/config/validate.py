@@ -200,9 +200,9 @@ class _SpecChecker:
         elif is_ref(value):
             result = check_ref(value, require_key=require_key)
         else:
-            result = Checked(error=unsupported_ref(value))
-        if result.error is not None:
-            self.findings.append(Finding(path, result.error))
+            message = unsupported_ref(value)
+            result = Checked(errors=() if message is None else (message,))
+        self.findings += [Finding(path, error) for error in result.errors]
         if result.warning is not None:
             self.findings.append(Finding(path, result.warning, severity="warning"))
         return result

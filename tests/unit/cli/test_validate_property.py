@@ -55,3 +55,20 @@ def test_validate_never_crashes(content: bytes) -> None:
         assert "Traceback" not in result.output + result.stderr
         if result.exit_code == 1:
             assert "x.yaml:" in result.output
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    content=st.one_of(
+        st.binary(max_size=300), YAMLISH.map(lambda s: s.encode("utf-8", "surrogatepass"))
+    )
+)
+def test_validate_never_crashes_on_the_settings_file(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "erelease.yaml").write_bytes(content)
+        result = CliRunner().invoke(cli, ["-C", str(root), "validate"])
+        assert result.exit_code in (0, 1), (result.output, result.stderr, result.exception)
+        assert "Traceback" not in result.output + result.stderr
+        if result.exit_code == 1:
+            assert "erelease.yaml" in result.output + result.stderr

@@ -51,6 +51,24 @@ def test_discovery_is_recursive_sorted_and_skips_hidden_and_other_files(config: 
     assert all(p.is_absolute() for p in result.files)
 
 
+def test_linked_directories_are_followed_and_loops_walked_once(config: ConfigDir) -> None:
+    shared = config.root / "shared"
+    (shared / "deeper").mkdir(parents=True)
+    (shared / "deeper" / "s.yaml").write_text(set_field(OUTGOING, "name", "shared"))
+    config.write("own.yaml", set_field(OUTGOING, "name", "own"))
+    connections = config.root / "connections.d"
+    (connections / "linked").symlink_to(shared, target_is_directory=True)
+    (connections / "self").symlink_to(connections, target_is_directory=True)  # a loop
+    (shared / "up").symlink_to(config.root, target_is_directory=True)  # a loop via the root
+    result = config.load()
+    assert result.diagnostics == []
+    assert [c.name for c in result.connections] == ["own", "shared"]
+    assert [p.relative_to(config.root).as_posix() for p in result.files] == [
+        "connections.d/linked/deeper/s.yaml",
+        "connections.d/own.yaml",
+    ]
+
+
 def test_connections_sorted_by_kind_and_name(config: ConfigDir) -> None:
     config.write("1.yaml", set_field(OUTGOING, "name", "zeta"))
     config.write("2.yaml", set_field(OUTGOING, "name", "alpha"))

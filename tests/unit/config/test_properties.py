@@ -258,10 +258,61 @@ def test_reference_fast_path_agrees_with_parse_ref(text: str, require_key: bool)
     try:
         expected = parse_ref(text, require_key=require_key)
     except ValueError:
-        assert checked.error is not None
+        assert checked.errors
         return
-    if checked.error is None:
+    if not checked.errors:
         assert checked.value == expected
         assert checked.value.scheme == expected.scheme  # type: ignore[union-attr]
     else:
         assert any(ch.isspace() for ch in text)  # stricter only about whitespace
+
+
+_URL_PARTS = st.lists(
+    st.sampled_from(
+        [
+            "http",
+            "https",
+            "ftp",
+            "://",
+            "user:pw@",
+            "@",
+            "x.example",
+            "[::1]",
+            "[",
+            "]",
+            ":",
+            "443",
+            "0",
+            "99999",
+            "/",
+            "/p",
+            "?",
+            "q=1",
+            "#",
+            "f",
+            " ",
+            "\n",
+            "_",
+            "-",
+            ".",
+        ]
+    ),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_URL_PARTS, st.text(max_size=60)), st.booleans())
+def test_server_check_never_raises_and_its_normal_form_is_stable(text: str, http: bool) -> None:
+    from erelease.config.semantics import check_server
+
+    checked = check_server(text, allow_http=http, path_field="authPath")
+    assert len(set(checked.errors)) == len(checked.errors)  # each problem once
+    if checked.errors:
+        assert checked.value is None
+        if "pw@" in text:
+            assert not any("pw" in error for error in checked.errors)
+    else:
+        assert isinstance(checked.value, str)
+        again = check_server(checked.value, allow_http=http, path_field="authPath")
+        assert (again.value, again.errors) == (checked.value, ())

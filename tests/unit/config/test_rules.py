@@ -225,6 +225,68 @@ def test_userinfo_in_a_server_is_refused_without_echoing_it(config: ConfigDir, c
     assert canary not in "".join(lines)
 
 
+def test_every_problem_of_a_server_url_is_reported(config: ConfigDir, canary: str) -> None:
+    url = f"http://admin:{canary}@int-api.parchment.example/oauth"
+    lines = only(config, set_field(OUTGOING, "authServer", url))
+    where = f"{A}:6:15: error: spec.authServer:"
+    assert lines == [
+        f"{where} http:// is refused; use https://, or set allowInsecureHttp: true "
+        "(for a local test server only)",
+        f"{where} must not contain a user name or password (user:pass@); the vendor's "
+        "credentials belong in consumerKey, consumerSecret, username and password",
+        f"{where} must not have a path; put the path in authPath",
+    ]
+    assert canary not in "".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("url", "messages"),
+    [
+        (
+            "https://x.example:0/up?a=1#top",
+            [
+                "has an invalid port; it must be 1 to 65535",
+                "must not have a fragment (#…); it is scheme://host[:port] only",
+                "must not have a path; put the path in uploadPath",
+                "must not have a query (?…); it is scheme://host[:port] only",
+            ],
+        ),
+        (
+            "ftp://bad_host-.example/up",
+            [
+                "has an invalid host name",
+                "must not have a path; put the path in uploadPath",
+                'the scheme "ftp" is not supported; use https://',
+            ],
+        ),
+        (
+            "https://[::1/up",
+            ["has an invalid IPv6 address", "must not have a path; put the path in uploadPath"],
+        ),
+        (
+            "https://x.example?#",
+            [
+                "must not have a fragment (#…); it is scheme://host[:port] only",
+                "must not have a query (?…); it is scheme://host[:port] only",
+            ],
+        ),
+    ],
+)
+def test_server_url_problems_are_all_reported(
+    config: ConfigDir, url: str, messages: list[str]
+) -> None:
+    assert only(config, set_field(OUTGOING, "uploadServer", f'"{url}"')) == [
+        f"{A}:8:17: error: spec.uploadServer: {message}" for message in messages
+    ]
+
+
+def test_every_problem_of_a_path_is_reported(config: ConfigDir) -> None:
+    assert only(config, set_field(OUTGOING, "authPath", '"/oauth token#x"')) == [
+        f"{A}:7:13: error: spec.authPath: must not contain a fragment (#)",
+        f"{A}:7:13: error: spec.authPath: must not contain spaces or line breaks",
+    ]
+
+
 def test_http_is_refused_without_allow_insecure_http(config: ConfigDir) -> None:
     assert only(config, set_field(OUTGOING, "authServer", "http://int-api.parchment.example")) == [
         f"{A}:6:15: error: spec.authServer: http:// is refused; use https://, or set "

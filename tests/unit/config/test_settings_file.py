@@ -90,3 +90,44 @@ def test_empty_settings_file(config: ConfigDir) -> None:
     path = config.settings("# nothing yet\n")
     assert load_settings_file(path) == {}
     assert load_settings(config.root, environ={}).stack == config.root.name
+
+
+def test_environment_overrides_are_parsed(config: ConfigDir) -> None:
+    config.settings(SETTINGS)
+    environ = {
+        "ERELEASE_TESTS_CONCURRENCY": " 8 ",
+        "ERELEASE_TESTS_RETRIES": "0",
+        "ERELEASE_TESTS_TIMEOUT": "2m",
+        "ERELEASE_SERVE_TOKEN_TTL": "30",
+    }
+    tests = load_settings(config.root, environ=environ).tests
+    assert (tests.concurrency, tests.retries, tests.timeout) == (8, 0, 120.0)
+    assert load_settings(config.root, environ=environ).serve.token_ttl == 30.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ERELEASE_TESTS_CONCURRENCY", "lots", "must be an integer from 1 to 1024"),
+        ("ERELEASE_TESTS_CONCURRENCY", "0", "must be an integer from 1 to 1024"),
+        ("ERELEASE_TESTS_RETRIES", "11", "must be an integer from 0 to 10"),
+        ("ERELEASE_TESTS_RETRIES", "2.5", "must be an integer from 0 to 10"),
+        (
+            "ERELEASE_TESTS_TIMEOUT",
+            "soon",
+            "must be a duration like 250ms, 10s, 5m or 1h, or a number of seconds",
+        ),
+        (
+            "ERELEASE_SERVE_TOKEN_TTL",
+            "-1h",
+            "must be a duration like 250ms, 10s, 5m or 1h, or a number of seconds",
+        ),
+    ],
+)
+def test_a_bad_environment_override_is_a_config_error_naming_it(
+    config: ConfigDir, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config.root, environ={name: value})
+    assert str(caught.value) == f"{name}: {message}"  # the value itself is never echoed
+    assert caught.value.exit_code == 1
