@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from erelease.devtools.prcomment import MARKER, main, post_or_update
+from erelease.devtools.prcomment import MARKER, ForgeError, main, post_or_update
 
 TOKEN = "ghs_forge-token-that-must-not-print"
 
@@ -42,7 +42,11 @@ class Forge:
 
             def _authorised(self) -> bool:
                 outer.calls.append((self.command, self.path))
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}" or not outer.auth_ok:
+                given = {
+                    self.headers.get("Authorization"),
+                    f"Bearer {self.headers.get('PRIVATE-TOKEN')}",
+                }
+                if f"Bearer {TOKEN}" not in given or not outer.auth_ok:
                     self._reply(401, {"message": "Bad credentials"})
                     return False
                 return True
@@ -64,6 +68,9 @@ class Forge:
                 comment = {"id": 1000 + len(outer.comments), "body": self._body()["body"]}
                 outer.comments.append(comment)
                 self._reply(201, comment)
+
+            def do_PUT(self) -> None:
+                self.do_PATCH()
 
             def do_PATCH(self) -> None:
                 if not self._authorised():
@@ -108,6 +115,17 @@ def test_creates_once_then_updates_the_same_comment(forge: Forge) -> None:
     ) in forge.calls
 
 
+def test_gitlab_merge_request_notes_are_created_then_edited(forge: Forge) -> None:
+    kw = {"api": forge.url, "repo": "district/transcripts", "pr": 9, "token": TOKEN}
+    assert post_or_update(body="plan one", forge="gitlab", **kw) == "created"
+    assert post_or_update(body="plan two", forge="gitlab", **kw) == "updated"
+    [note] = forge.ours()
+    assert note["body"].endswith("plan two")
+    notes = "/projects/district%2Ftranscripts/merge_requests/9/notes"
+    assert ("GET", f"{notes}?per_page=100&page=2") in forge.calls
+    assert ("PUT", f"{notes}/{note['id']}") in forge.calls
+
+
 def test_command_line_never_prints_the_token(
     forge: Forge,
     tmp_path: Path,
@@ -116,19 +134,52 @@ def test_command_line_never_prints_the_token(
 ) -> None:
     body = tmp_path / "plan.md"
     body.write_text("### erelease plan\n", encoding="utf-8")
+    monkeypatch.delenv("GITLAB_CI", raising=False)
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     args = ["--api", forge.url, "--repo", "d/t", "--pr", "3", str(body)]
     assert main(args) == 0
     forge.auth_ok = False
-    with pytest.raises(SystemExit) as failed:
-        main(args)
+    assert main(args) == 1
     out = capsys.readouterr()
-    assert "HTTP 401" in str(failed.value)
-    assert TOKEN not in out.out + out.err + str(failed.value)
+    assert "HTTP 401" in out.err
+    assert TOKEN not in out.out + out.err
+
+
+def test_inside_a_gitlab_job_everything_comes_from_the_environment(
+    forge: Forge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = tmp_path / "plan.md"
+    body.write_text("### erelease plan\n", encoding="utf-8")
+    for name, value in {
+        "GITLAB_CI": "true",
+        "CI_PROJECT_ID": "4242",
+        "CI_MERGE_REQUEST_IID": "17",
+        "CI_API_V4_URL": forge.url,
+        "GITLAB_TOKEN": TOKEN,
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main([str(body)]) == 0
+    assert ("POST", "/projects/4242/merge_requests/17/notes") in forge.calls
+
+
+def test_unreachable_forge_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ForgeError, match="cannot reach"):
+        post_or_update(api="http://127.0.0.1:9", repo="d/t", pr=1, body="x", token=TOKEN)
 
 
 def test_missing_token_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    monkeypatch.delenv("GITLAB_CI", raising=False)
     body = tmp_path / "plan.md"
     body.write_text("x", encoding="utf-8")
     assert main(["--repo", "d/t", "--pr", "1", str(body)]) == 1
+
+
+def test_missing_pull_request_number_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("GITLAB_CI", "GITHUB_REF", "GITHUB_REPOSITORY"):
+        monkeypatch.delenv(name, raising=False)
+    body = tmp_path / "plan.md"
+    body.write_text("x", encoding="utf-8")
+    assert main(["--repo", "d/t", str(body)]) == 64
