@@ -13,6 +13,7 @@ secret value or a library's raw error text (which can hold response bodies).
     ├── UsageError (64)             a flag or argument that makes no sense
     ├── ConfigError (1)             connections.d/ or erelease.yaml is invalid
     ├── SecretsError (1)            Vault/OpenBao: unreachable, denied, missing, ...
+    │   ├── PermissionDenied (1)    a valid token whose policies do not allow the request
     │   └── CasConflict (1)         a check-and-set write lost a race
     ├── StateError (1)              the registry cannot be read or written
     │   ├── StateConflict (1)       the registry moved under an apply (serial)
@@ -37,6 +38,7 @@ __all__ = [
     "DeletionRefused",
     "ErelaseError",
     "Interrupted",
+    "PermissionDenied",
     "PlanError",
     "SecretsError",
     "StalePlan",
@@ -84,6 +86,10 @@ class ConfigError(ErelaseError):
 
 class SecretsError(ErelaseError):
     """Raised when Vault/OpenBao cannot give or take what erelease needs."""
+
+
+class PermissionDenied(SecretsError):
+    """Raised when Vault refuses a request to a valid token: its policies do not allow it."""
 
 
 class CasConflict(SecretsError):

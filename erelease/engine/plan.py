@@ -48,7 +48,7 @@ METADATA_CONCURRENCY = 16
 
 
 class VersionSource(Protocol):
-    """What a plan needs from Vault: versions, never values."""
+    """What a plan needs from Vault: versions (and proof that each ``#key`` exists)."""
 
     def versions(self, refs: Iterable[SecretRef]) -> Mapping[SecretRef, int | None]: ...
 
@@ -182,6 +182,14 @@ def record_view(record: ConnectionRecord) -> dict[str, Any]:
     return view
 
 
+def _unversioned(view: Mapping[str, Any]) -> dict[str, Any]:
+    """``view`` with the credentials' KV version blanked, for comparing incoming rows."""
+    out = dict(view)
+    if isinstance(out.get("credentials"), dict):
+        out["credentials"] = dict(out["credentials"], version=None)
+    return out
+
+
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldDiff]:
     if before == after:  # the common case of a large plan: nothing changed
         return []
@@ -257,15 +265,18 @@ def compute_plan(
             continue
         before = record_view(record)
         if conn.kind == INCOMING:
-            # The credentials version is ours to move: a drift means rotate,
-            # not an update, so keep it out of the field diff.
-            after["credentials"] = dict(after["credentials"], version=None)
-            before["credentials"] = dict(before["credentials"], version=None)
-        diffs = _diff(before, after)
+            # The credentials version is ours to move: a drift means rotate, not
+            # an update, so it stays out of the field diff (but in before/after).
+            diffs = _diff(_unversioned(before), _unversioned(after))
+        else:
+            diffs = _diff(before, after)
         reasons = _rotation_reasons(
             conn, record, cred_exists, field_versions.get("credentials"), rotate_set
         )
         action: Action = "rotate" if reasons else ("update" if diffs else "noop")
+        if action == "rotate":
+            # apply writes a new version: unknown until then, like a create's
+            after["credentials"] = dict(after["credentials"], version=None)
         changes.append(
             Change(
                 address,
@@ -284,6 +295,8 @@ def compute_plan(
         if not in_scope(address):
             continue
         record = applied[address]
+        # SPEC §5.4: say in the plan what apply will refuse, so a reviewer sees it too
+        protected = ["protected: apply refuses; set protect: false and apply first"]
         changes.append(
             Change(
                 address,
@@ -291,6 +304,7 @@ def compute_plan(
                 record.name,
                 "delete",
                 before=record_view(record),
+                reasons=protected if record.protect else [],
                 record=record,
             )
         )

@@ -234,7 +234,7 @@ def _auto(ctx: _Context) -> Credentials:
         return found
     raise SecretsError(
         f"no Vault credentials found for {ctx.transport.where}: set BAO_TOKEN or VAULT_TOKEN, "
-        "VAULT_ROLE_ID and VAULT_SECRET_ID, a CI id token (vault.auth.token_env), "
+        "VAULT_ROLE_ID and VAULT_SECRET_ID, a CI id token (vault.auth.tokenEnv), "
         "or run `bao login`"
     )
 

@@ -7,10 +7,15 @@ under ``<mount>/…``. Which one a mount is comes from
 mount may read (no ``sys/mounts`` privilege needed); the answer is cached per
 mount for the life of the session.
 
-KV v1 has no versions, no metadata and no check-and-set: reads report version
-``None``, custom metadata is not stored, and a create-only write (``cas=0``)
-is emulated by a read just before the write — it narrows the race, it cannot
-close it. KV v2 is what erelease is built for.
+KV v1 has no versions, no metadata and no check-and-set. Reads report version
+``None``. The custom metadata that marks credentials as erelease's is kept in
+the secret itself, as one extra key (:data:`V1_METADATA_KEY`, a JSON object),
+which reads strip from the values again. A write over an existing secret is
+allowed only when that secret carries the same marks (erelease wrote it for
+the same connection: a rotation, or the retry of an interrupted apply);
+anything else is refused as a conflict. The check is a read just before the
+write — it narrows the race, it cannot close it (the stack lock is what keeps
+two applies apart). KV v2 is what erelease is built for.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -28,9 +33,12 @@ from erelease.errors import CasConflict, SecretsError
 from erelease.model import Secret
 from erelease.secrets.transport import Reply, Target, Transport
 
-__all__ = ["KV", "Values", "check_version"]
+__all__ = ["KV", "V1_METADATA_KEY", "Values", "check_version"]
 
 _FRACTION = re.compile(r"\.(\d+)")
+
+#: KV v1 only: the data key holding a secret's custom metadata (v1 has no metadata).
+V1_METADATA_KEY = "erelease-metadata"
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,8 @@ class Values:
 
     values: Mapping[str, Secret]
     version: int | None
+    #: KV v1 only: the marks erelease stored in the secret (see V1_METADATA_KEY)
+    custom_metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 def _wrap(value: object) -> Secret:
@@ -106,6 +116,19 @@ def check_version(
     if reason is not None:
         raise SecretsError(reason)
     return version
+
+
+def _v1_marks(raw: object) -> dict[str, str]:
+    """The custom metadata erelease kept in a KV v1 secret; empty if absent or mangled."""
+    if not isinstance(raw, str):
+        return {}
+    try:
+        marks = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(marks, dict):
+        return {}
+    return {str(k): str(v) for k, v in marks.items()}
 
 
 def _not_found(location: str, where: str) -> SecretsError:
@@ -189,7 +212,9 @@ class KV:
             reply = self._get(f"{quote(mount)}/{quote(path)}", label)
             if reply.status == 404:
                 return None
-            return Values({k: _wrap(v) for k, v in reply.data.items()}, None)
+            data = dict(reply.data)
+            marks = _v1_marks(data.pop(V1_METADATA_KEY, None))
+            return Values({k: _wrap(v) for k, v in data.items()}, None, marks)
         params = {"version": str(version)} if version is not None else None
         reply = self._get(f"{quote(mount)}/data/{quote(path)}", label, params=params)
         meta = reply.data.get("metadata")
@@ -238,8 +263,17 @@ class KV:
         conflict = f"secret {location} changed concurrently; re-run plan"
         plain = {k: v.reveal() for k, v in data.items()}
         if self.kv_version(mount) == 1:
-            if cas == 0 and self.find(mount, path, None) is not None:
-                raise CasConflict(conflict)
+            existing = self.find(mount, path, None)
+            if existing is not None and (
+                not custom_metadata or dict(existing.custom_metadata) != dict(custom_metadata)
+            ):
+                raise CasConflict(
+                    f"secret {location} in {self.where} already holds a secret that erelease "
+                    "did not write for this connection (a KV version 1 mount has no "
+                    "check-and-set to tell a concurrent change apart); re-run plan"
+                )
+            if custom_metadata:
+                plain[V1_METADATA_KEY] = json.dumps(dict(custom_metadata), sort_keys=True)
             self._t.request(
                 "put",
                 f"{quote(mount)}/{quote(path)}",

@@ -29,7 +29,7 @@ import hvac
 import requests
 import urllib3
 
-from erelease.errors import SecretsError
+from erelease.errors import PermissionDenied, SecretsError
 from erelease.secrets.client import ClientConfig
 
 __all__ = ["Reply", "Target", "Transport", "VaultHTTPError"]
@@ -277,7 +277,7 @@ class Transport:
         if status in (401, 403):
             if not self.token_is_valid():
                 return self.invalid_token()
-            return SecretsError(
+            return PermissionDenied(
                 f"permission denied on {self.where}: the policies of the token from "
                 f"{self.token_source} do not grant {target.capability!r} on {api_path} "
                 f"(needed to {subject})"

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 import hvac
 
-from erelease.errors import SecretsError
+from erelease.errors import PermissionDenied, SecretsError
 from erelease.model import Secret, SecretRef
 from erelease.secrets.auth import KUBERNETES_TOKEN_PATH, Credentials, authenticate, revoke
 from erelease.secrets.client import ClientConfig, build_client, client_config
@@ -195,7 +195,12 @@ class Vault:
         for key, result in results.items():
             exc = result.exception()
             if exc is None:
-                futures[key].set_result(result.result())
+                values = result.result()
+                futures[key].set_result(values)
+                if key[2] is None and values.version is not None:
+                    # The current version is also that numbered version: one read serves both.
+                    with self._lock:
+                        self._cache.setdefault((key[0], key[1], values.version), futures[key])
                 continue
             with self._lock:
                 self._cache.pop(key, None)  # a failed read may be retried later
@@ -210,7 +215,7 @@ class Vault:
     # -- public operations ---------------------------------------------------------
 
     def versions(self, refs: Iterable[SecretRef]) -> dict[SecretRef, int | None]:
-        """The KV version each reference resolves to (None on KV v1); metadata only on v2.
+        """The KV version each reference resolves to (None on KV v1); never writes.
 
         A pinned ``?version=N`` must exist and be neither deleted nor destroyed;
         an unpinned one resolves to the current version, which must be readable.
@@ -245,7 +250,41 @@ class Vault:
                     f"`bao kv put -mount={ref.mount} {ref.path} KEY=VALUE`)"
                 )
             out[ref] = check_version(ref.location, meta, ref.version, kv.where)
+        self._check_keys([ref for ref in refs if out[ref] is not None], out, kv.where)
         return out
+
+    def _check_keys(
+        self, refs: list[SecretRef], versions: Mapping[SecretRef, int | None], where: str
+    ) -> None:
+        """Prove each ``#key`` of a KV v2 reference is in the version the plan records.
+
+        Metadata says a version exists, not what keys it holds, and a typo in a
+        ``#key`` would otherwise pass the plan, be applied, and fail only in the
+        connectivity test. So each (path, version) is read once (values stay
+        wrapped, cached for the rest of the run). A token whose policy grants
+        metadata only still plans: where the read is denied, the check is skipped
+        and left to the connectivity test, which reports ``secret_unavailable``.
+        """
+        keyed = [ref for ref in refs if ref.key is not None]
+
+        def read(key: _Key) -> Values | None:
+            try:
+                return self._read_many([key])[key]
+            except PermissionDenied:
+                return None
+
+        # Read as the references say (current or pinned), so the connectivity tests
+        # of this run reuse the read; a current version that moved since the metadata
+        # was read is read again at the version the plan records.
+        reads = self._parallel(
+            read, list(dict.fromkeys((r.mount, r.path, r.version) for r in keyed))
+        )
+        for ref in keyed:
+            found = reads[(ref.mount, ref.path, ref.version)].result()
+            if found is not None and found.version != versions[ref]:
+                found = read((ref.mount, ref.path, versions[ref]))
+            if found is not None and ref.key not in found.values:
+                raise _missing_key(ref, found, where)
 
     def metadata(self, ref: SecretRef) -> SecretMeta | None:
         """Current version and custom metadata of a secret; None if nothing is there."""
@@ -253,7 +292,7 @@ class Vault:
         kv = self._session()
         if kv.kv_version(ref.mount) == 1:
             found = kv.find(ref.mount, ref.path, None)
-            return None if found is None else SecretMeta(None, 1, {})
+            return None if found is None else SecretMeta(None, 1, dict(found.custom_metadata))
         meta = kv.metadata(ref.mount, ref.path)
         if meta is None:
             return None
@@ -306,8 +345,10 @@ class Vault:
         KV v2: ``cas=0`` creates only if nothing is there, ``cas=N`` replaces
         version N only; a lost race raises :class:`~erelease.errors.CasConflict`.
         Then the secret's custom metadata is set (``managed-by: erelease``, …).
-        KV v1 has neither versions nor check-and-set: the write is plain (a
-        ``cas=0`` create checks for an existing secret first) and None is returned.
+        KV v1 has neither versions nor check-and-set: the custom metadata is kept
+        in the secret (see :data:`~erelease.secrets.kv.V1_METADATA_KEY`), an
+        existing secret is replaced only if it carries the same marks (whatever
+        ``cas`` says), else CasConflict; None is returned.
         """
         _check_ref(ref)
         if cas < 0:

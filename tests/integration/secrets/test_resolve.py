@@ -60,15 +60,17 @@ def test_pinned_versions_are_read_separately(
     assert vault.reads == 2
 
 
-def test_versions_reads_metadata_not_values(
+def test_versions_read_each_path_once_to_prove_the_keys(
     openbao: OpenBaoServer, openbao_kv: str, make_vault: VaultFactory
 ) -> None:
-    openbao.kv_put(openbao_kv, "app", {"password": "x"})
+    openbao.kv_put(openbao_kv, "app", {"password": "x", "user": "y"})
+    refs = [SecretRef(openbao_kv, "app", key) for key in ("password", "user")]
     vault = make_vault()
-    assert vault.versions([SecretRef(openbao_kv, "app", "password")]) == {
-        SecretRef(openbao_kv, "app", "password"): 1
-    }
-    assert vault.reads == 0
+    assert vault.versions(refs) == {ref: 1 for ref in refs}
+    assert vault.reads == 1
+    # The values read for the plan serve the connectivity tests: no second read.
+    assert vault.resolve(refs)[refs[1]].reveal() == "y"
+    assert vault.reads == 1
 
 
 def test_versions_see_changes_between_calls(

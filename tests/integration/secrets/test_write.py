@@ -6,6 +6,7 @@ import pytest
 
 from erelease.errors import CasConflict, SecretsError
 from erelease.model import Secret, SecretRef
+from erelease.secrets import SecretMeta
 from tests.fixtures.openbao import OpenBaoServer
 
 from .conftest import VaultFactory
@@ -95,18 +96,39 @@ def test_delete_all_versions_and_metadata(
     assert vault.write_credentials(ref, data=_creds(3), cas=0, custom_metadata=MANAGED) == 1
 
 
-def test_kv_v1_writes_plainly(openbao: OpenBaoServer, make_vault: VaultFactory) -> None:
+def test_kv_v1_keeps_the_marks_in_the_secret(
+    openbao: OpenBaoServer, make_vault: VaultFactory
+) -> None:
+    """KV v1 has no metadata and no CAS: the marks live in the secret and guard overwrites."""
     openbao.enable_kv("kv1", 1)
     ref = SecretRef("kv1", "incoming/v1-cfnc")
     vault = make_vault()
     vault.delete_all(ref)
     assert vault.write_credentials(ref, data=_creds(1), cas=0, custom_metadata=MANAGED) is None
-    with pytest.raises(CasConflict):
-        vault.write_credentials(ref, data=_creds(2), cas=0, custom_metadata=MANAGED)
-    assert vault.write_credentials(ref, data=_creds(2), cas=5, custom_metadata=MANAGED) is None
+    meta = vault.metadata(ref)
+    assert meta is not None and meta.kv_version == 1 and meta.current_version is None
+    assert meta.custom_metadata == MANAGED
     values, version = vault.read_all(ref)
-    assert values["client_id"].reveal() == "id2" and version is None
+    assert set(values) == {"client_id", "client_secret"} and version is None
+    # A rotation (the engine has no version to pass on v1, so cas is 0) replaces our own secret.
+    assert vault.write_credentials(ref, data=_creds(2), cas=0, custom_metadata=MANAGED) is None
+    values, _ = vault.read_all(ref)
+    assert values["client_secret"].reveal() == "secret2"
+    # Another connection's marks, or none at all, are a conflict: nothing is overwritten.
+    other = {**MANAGED, "connection": "incoming/other"}
+    with pytest.raises(CasConflict, match="did not write for this connection"):
+        vault.write_credentials(ref, data=_creds(3), cas=2, custom_metadata=other)
+    foreign = SecretRef("kv1", "incoming/v1-foreign")
+    openbao.kv_put("kv1", foreign.path, {"client_secret": "theirs"})
+    with pytest.raises(CasConflict, match="KV version 1"):
+        vault.write_credentials(foreign, data=_creds(4), cas=0, custom_metadata=MANAGED)
+    stored = openbao.client().secrets.kv.v1.read_secret(foreign.path, mount_point="kv1")
+    assert stored["data"] == {"client_secret": "theirs"}
+    assert vault.metadata(foreign) == SecretMeta(None, 1, {})
+    values, _ = vault.read_all(ref)
+    assert values["client_secret"].reveal() == "secret2"
     vault.delete_all(ref)
+    vault.delete_all(foreign)
     assert vault.metadata(ref) is None
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from erelease.errors import SecretsError
+from erelease.config.settings_file import load_settings
+from erelease.errors import ConfigError, SecretsError
 from erelease.secrets.client import DEFAULT_ADDRESS, build_client, client_config
 from erelease.settings import VaultSettings
 
@@ -132,3 +133,68 @@ def test_insecure_settings_warn(caplog: pytest.LogCaptureFixture) -> None:
 def test_timeout_must_be_positive() -> None:
     with pytest.raises(SecretsError, match="positive"):
         client_config(VaultSettings(timeout=0), {})
+
+
+#: erelease.yaml key and ERELEASE_* variable of each Vault setting that BAO_*/VAULT_* also set
+LAYERED = {
+    "ADDR": ("address", "ERELEASE_VAULT_ADDRESS"),
+    "NAMESPACE": ("namespace", "ERELEASE_VAULT_NAMESPACE"),
+    "CACERT": ("caCert", "ERELEASE_VAULT_CA_CERT"),
+    "CAPATH": ("caPath", "ERELEASE_VAULT_CA_PATH"),
+    "CLIENT_CERT": ("clientCert", "ERELEASE_VAULT_CLIENT_CERT"),
+    "CLIENT_KEY": ("clientKey", "ERELEASE_VAULT_CLIENT_KEY"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERED))
+def test_every_layer_in_order(name: str, tmp_path: Path) -> None:
+    """ERELEASE_* > erelease.yaml > BAO_* > VAULT_* > default, from the file to the client."""
+    key, variable = LAYERED[name]
+    attribute = FIELDS[name][0]
+    value = {
+        "ADDR": "https://{}.example:8200",
+        "NAMESPACE": "{}-ns",
+    }.get(name, "/etc/{}/file.pem")
+    pair = {"CLIENT_KEY": ("clientCert", "CLIENT_CERT")}.get(name)
+
+    def config(env: dict[str, str], in_file: bool) -> object:
+        lines = ["vault:"]
+        if in_file:
+            lines.append(f"  {key}: {value.format('yaml')}")
+            if pair:
+                lines.append(f"  {pair[0]}: /yaml/c.pem")
+        (tmp_path / "erelease.yaml").write_text("\n".join(lines) + "\n" if in_file else "")
+        if pair:
+            env = {f"BAO_{pair[1]}": "/bao/c.pem", **env}
+            if variable in env:
+                env["ERELEASE_VAULT_CLIENT_CERT"] = "/erelease/c.pem"
+        settings = load_settings(tmp_path, environ=env)
+        return getattr(client_config(settings.vault, env), attribute)
+
+    env = {
+        variable: value.format("erelease"),
+        f"BAO_{name}": value.format("bao"),
+        f"VAULT_{name}": value.format("vault"),
+    }
+    assert config(env, True) == value.format("erelease")
+    del env[variable]
+    assert config(env, True) == value.format("yaml")
+    assert config(env, False) == value.format("bao")
+    del env[f"BAO_{name}"]
+    assert config(env, False) == value.format("vault")
+
+
+def test_skip_verify_and_timeout_from_erelease_variables(tmp_path: Path) -> None:
+    (tmp_path / "erelease.yaml").write_text("vault:\n  skipVerify: false\n  timeout: 3s\n")
+    env = {"ERELEASE_VAULT_SKIP_VERIFY": "yes", "BAO_SKIP_VERIFY": "false"}
+    settings = load_settings(tmp_path, environ={**env, "ERELEASE_VAULT_TIMEOUT": "250ms"})
+    assert client_config(settings.vault, env).skip_verify is True
+    assert settings.vault.timeout == 0.25
+    settings = load_settings(tmp_path, environ={"BAO_SKIP_VERIFY": "true"})
+    assert client_config(settings.vault, {"BAO_SKIP_VERIFY": "true"}).skip_verify is False
+    assert settings.vault.timeout == 3.0
+    (tmp_path / "erelease.yaml").write_text("")
+    settings = load_settings(tmp_path, environ={})
+    assert client_config(settings.vault, {"BAO_SKIP_VERIFY": "1"}).skip_verify
+    with pytest.raises(ConfigError, match="ERELEASE_VAULT_SKIP_VERIFY: must be true or false"):
+        load_settings(tmp_path, environ={"ERELEASE_VAULT_SKIP_VERIFY": "maybe"})
