@@ -6,7 +6,9 @@ Ordering is what makes a crash harmless (SPEC §5.3):
 2. refuse deletes without ``--allow-delete`` and deletes of protected rows;
 3. write minted incoming credentials to Vault with check-and-set, and delete
    the credentials of deleted incoming connections;
-4. commit every registry change in one transaction (serial + 1, history row).
+4. commit every registry change in one transaction (serial + 1, history row);
+5. mark what changed "not yet tested" (an old result describes old settings),
+   then, unless ``--no-test``, test it.
 
 A crash after 3 and before 4 leaves Vault ahead of the registry. The next plan
 sees it and converges: a created connection finds credentials that erelease
@@ -17,11 +19,11 @@ Vault version the registry does not know and rotates again.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from erelease.engine.plan import Change, Plan, compute_plan, desired_outputs
 from erelease.engine.planfile import check_current, load_plan
 from erelease.engine.workspace import Workspace, actor_name, git_commit, known_addresses
 from erelease.engine.workspace import resolve_names as _resolve
-from erelease.errors import DeletionRefused, PlanError
+from erelease.errors import DeletionRefused, PlanError, StateError, UsageError
 from erelease.gcpause import collector_paused
 from erelease.model import (
     INCOMING,
@@ -47,6 +49,8 @@ __all__ = ["ApplyResult", "apply", "make_plan", "mint_client_id", "mint_client_s
 _ALPHANUMERIC = string.ascii_letters + string.digits
 MANAGED_BY = "erelease"
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class ApplyResult:
@@ -54,10 +58,6 @@ class ApplyResult:
     applied: bool
     stack_info: StackInfo | None = None
     results: list[CheckResult] = field(default_factory=list)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def mint_client_id(taken: set[str]) -> str:
@@ -87,10 +87,13 @@ def make_plan(
 ) -> Plan:
     """Plan against the registry as it is now (no lock: plans never write)."""
     ws.config  # noqa: B018 - raise on an invalid config before opening the registry
-    store = ws.store
+    stack_info: StackInfo | None = None
+    records: list[ConnectionRecord] = []
     with collector_paused():
-        stack_info = store.read_stack(stack=ws.stack)
-        records = store.list_connections(stack=ws.stack) if stack_info else []
+        if ws.has_registry():
+            store = ws.store
+            stack_info = store.read_stack(stack=ws.stack)
+            records = store.list_connections(stack=ws.stack) if stack_info else []
         result = _plan(
             ws, config_records=records, stack_info=stack_info, targets=targets, rotate=rotate
         )
@@ -108,6 +111,9 @@ def _plan(
 ) -> Plan:
     # NAMEs are resolved against every address; without any, skip building that list.
     known = known_addresses(ws, config_records) if targets or rotate else []
+    target_addresses = _resolve(targets, known)
+    rotate_addresses = _resolve(rotate, known)
+    _check_rotate(ws, rotate_addresses, target_addresses)
     return compute_plan(
         stack=ws.stack,
         stack_info=stack_info,
@@ -116,9 +122,27 @@ def _plan(
         config_digest=ws.config.digest,
         vault=ws.vault,
         base_url=ws.settings.base_url,
-        targets=_resolve(targets, known),
-        rotate=_resolve(rotate, known),
+        targets=target_addresses,
+        rotate=rotate_addresses,
     )
+
+
+def _check_rotate(ws: Workspace, rotate: Sequence[str], targets: Sequence[str]) -> None:
+    """A --rotate that would do nothing is a mistake worth saying, not ignoring."""
+    desired = {c.address for c in ws.config.connections}
+    for address in rotate:
+        if not address.startswith(f"{INCOMING}/"):
+            raise UsageError(
+                f"--rotate {address}: only incoming connections have a client secret to rotate"
+            )
+        if address not in desired:
+            raise UsageError(
+                f"--rotate {address}: it has left the configuration, so apply deletes it"
+            )
+        if targets and address not in targets:
+            raise UsageError(
+                f"--rotate {address} is outside the --target list; add --target {address}"
+            )
 
 
 def check_deletions(plan: Plan, *, allow_delete: bool) -> None:
@@ -153,7 +177,7 @@ def apply(
     saved = load_plan(plan_file) if plan_file is not None else None
     if saved is not None:
         if targets or rotate:
-            raise PlanError("--target and --rotate come from the saved plan; do not repeat them")
+            raise UsageError("--target and --rotate come from the saved plan; do not repeat them")
         targets, rotate = saved.targets, saved.rotate
         allow_delete = allow_delete or saved.allow_delete
     config = ws.config  # raise on an invalid config before taking the lock
@@ -189,9 +213,27 @@ def apply(
         )
         for ref in cleanup:
             ws.vault.delete_all(ref)
+        if upserts:
+            # A last test of the old settings says nothing about the new ones.
+            try:
+                store.record_test_results(stack=ws.stack, results=[_untested(r) for r in upserts])
+            except StateError as exc:  # the apply itself is committed: say so, go on
+                log.warning("could not mark the changed connections untested: %s", exc)
     tested = [c.address for c in plan.actionable() if c.action in ("create", "update", "rotate")]
     results = run_tests(tested) if run_tests is not None and tested else []
     return ApplyResult(plan=plan, applied=True, stack_info=new_info, results=results)
+
+
+def _untested(record: ConnectionRecord) -> CheckResult:
+    return CheckResult(
+        address=record.address,
+        kind=record.kind,
+        name=record.name,
+        status="untested",
+        reason="untested",
+        message="not yet tested since it was applied",
+        duration_ms=0,
+    )
 
 
 def _execute(
@@ -206,7 +248,6 @@ def _execute(
     upserts: list[ConnectionRecord] = []
     deletes: list[tuple[str, str]] = []
     cleanup: list[SecretRef] = []
-    stamp = now_iso()
     actionable = plan.actionable()
     for done, change in enumerate(actionable):
         if on_change is not None:
@@ -222,7 +263,7 @@ def _execute(
             continue
         conn = change.desired
         assert conn is not None
-        upserts.append(_record_for(ws, plan, change, conn, taken, stamp, cleanup))
+        upserts.append(_record_for(ws, plan, change, conn, taken, cleanup))
     return upserts, deletes, cleanup
 
 
@@ -232,7 +273,6 @@ def _record_for(
     change: Change,
     conn: Connection,
     taken: set[str],
-    stamp: str,
     cleanup: list[SecretRef],
 ) -> ConnectionRecord:
     old = change.record
@@ -265,8 +305,8 @@ def _record_for(
         outputs=outputs,
         labels=dict(conn.labels),
         protect=conn.protect,
-        created_at=old.created_at if old is not None and old.created_at else stamp,
-        updated_at=stamp,
+        # the store stamps both times of its commit (created_at only for a new row)
+        created_at=old.created_at if old is not None else "",
     )
 
 

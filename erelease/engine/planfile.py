@@ -9,6 +9,7 @@ moved — the saved file is a promise about reality, not a script to replay.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -57,6 +58,21 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _changes_digest(changes: Any) -> str:
+    """A digest of what the changes would do, as their JSON says it.
+
+    Binding a saved plan to the config digest and the Vault versions is not
+    enough: settings that come from the environment (``ERELEASE_INCOMING_BASE_URL``
+    …) change what apply writes without touching a file.
+    """
+    kept = [
+        {k: c.get(k) for k in ("address", "action", "changed_fields", "before", "after")}
+        for c in changes
+    ]
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def save_plan(plan: Plan, path: Path) -> None:
     """Write the plan atomically (temp file + rename), readable by the owner only."""
     data = json.dumps(plan_to_dict(plan), indent=2, sort_keys=False) + "\n"
@@ -89,6 +105,7 @@ class SavedPlan:
     targets: tuple[str, ...]
     rotate: tuple[str, ...]
     allow_delete: bool = False
+    changes_digest: str = ""
 
 
 def load_plan(path: Path) -> SavedPlan:
@@ -119,8 +136,9 @@ def load_plan(path: Path) -> SavedPlan:
             targets=tuple(options.get("targets") or ()),
             rotate=tuple(options.get("rotate") or ()),
             allow_delete=bool(options.get("allow_delete", False)),
+            changes_digest=_changes_digest(raw["changes"]),
         )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise PlanError(f"{path} is a damaged plan file; run 'erelease plan --out' again") from None
 
 
@@ -143,6 +161,11 @@ def check_current(saved: SavedPlan, fresh: Plan) -> None:
     fresh_actions = {c.address: c.action for c in fresh.changes}
     if not moved and fresh_actions != saved.actions:
         moved.append("the changes to make differ from the saved plan")
+    elif not moved and saved.changes_digest != _changes_digest(plan_to_dict(fresh)["changes"]):
+        moved.append(
+            "the changes to make differ from the saved plan (a setting such as "
+            "incoming.baseUrl or an ERELEASE_* variable is not the same)"
+        )
     if moved:
         raise StalePlan(
             f"the saved plan {saved.path} is stale: " + "; ".join(moved) + ". "

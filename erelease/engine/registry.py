@@ -8,6 +8,7 @@ from erelease.engine.workspace import Workspace, resolve_names
 from erelease.errors import PlanError, StateError, UsageError
 from erelease.model import (
     INCOMING,
+    KINDS,
     ConnectionRecord,
     HistoryEntry,
     LockInfo,
@@ -36,6 +37,8 @@ class RegistryView:
 
 
 def read_registry(ws: Workspace) -> RegistryView:
+    if not ws.has_registry():
+        return RegistryView(info=None, records=[], lock=None)
     store = ws.store
     info = store.read_stack(stack=ws.stack)
     records = store.list_connections(stack=ws.stack) if info else []
@@ -43,8 +46,17 @@ def read_registry(ws: Workspace) -> RegistryView:
 
 
 def find_record(ws: Workspace, name: str) -> ConnectionRecord:
+    """The registry row NAME names (``show NAME``): applied connections only."""
     view = read_registry(ws)
-    [address] = resolve_names([name], [r.address for r in view.records])
+    applied = [r.address for r in view.records]
+    if not any(a == name or a.split("/", 1)[1] == name for a in applied):
+        if "/" in name and name.split("/", 1)[0] not in KINDS:
+            resolve_names([name], [])  # says the kind must be outgoing or incoming
+        raise UsageError(
+            f"no applied connection named {name!r} in stack {ws.stack!r}"
+            " (run 'erelease apply' to apply the configuration, 'erelease show' to list)"
+        )
+    [address] = resolve_names([name], applied)
     for record in view.records:
         if record.address == address:
             return record
@@ -64,17 +76,22 @@ def reveal_client_secret(ws: Workspace, record: ConnectionRecord) -> Secret:
 
 
 def history(ws: Workspace, *, limit: int | None = None) -> list[HistoryEntry]:
+    if not ws.has_registry():
+        return []
     return ws.store.history(stack=ws.stack, limit=limit)
 
 
 def unlock(ws: Workspace, lock_id: str) -> LockInfo:
+    if not ws.has_registry():
+        raise StateError(f"stack {ws.stack!r} is not locked (no lock {lock_id})")
     return ws.store.force_unlock(stack=ws.stack, lock_id=lock_id)
 
 
 def migrate(ws: Workspace, *, to: str) -> StackInfo:
     """Copy this stack to another store (``state migrate --to URL``)."""
-    source = ws.store
-    if source.read_stack(stack=ws.stack) is None:
-        raise StateError(f"stack {ws.stack!r} has nothing applied in {source.url}; nothing to copy")
+    source = ws.store if ws.has_registry() else None
+    if source is None or source.read_stack(stack=ws.stack) is None:
+        where = ws.settings.state_url() if source is None else source.url
+        raise StateError(f"stack {ws.stack!r} has nothing applied in {where}; nothing to copy")
     with open_store(to) as target:
         return migrate_stack(source=source, target=target, stack=ws.stack)

@@ -22,6 +22,7 @@ from erelease.model import KINDS, ConnectionRecord
 from erelease.secrets import Vault
 from erelease.settings import Settings
 from erelease.state import StateStore, open_store
+from erelease.state.urls import sqlite_path
 
 __all__ = ["Workspace", "actor_name", "git_commit", "resolve_names"]
 
@@ -56,6 +57,20 @@ class Workspace:
         if self._store is None:
             self._store = open_store(self.settings.state_url())
         return self._store
+
+    def has_registry(self) -> bool:
+        """False while the SQLite registry file does not exist yet.
+
+        Commands that only read (plan, show, state list/history, test) then see an
+        empty registry instead of creating a file — a mistyped ``--state`` path
+        must not leave a new registry (and its directories) behind.
+        """
+        if self._store is not None:
+            return True
+        url = self.settings.state_url()
+        if url.startswith("sqlite:"):
+            return sqlite_path(url).exists()
+        return True
 
     @property
     def vault(self) -> Vault:

@@ -41,6 +41,8 @@ def results_payload(results: list[CheckResult]) -> dict[str, Any]:
 def record_dict(record: ConnectionRecord) -> dict[str, Any]:
     outputs = {k: v for k, v in record.outputs.items() if k != "clientSecretSha256"}
     last = record.last_test
+    if last is not None and last.status == "untested":
+        last = None  # changed by an apply and not tested since: no result to show
     return {
         "address": record.address,
         "kind": record.kind,

@@ -28,7 +28,10 @@ def _value(value: Any) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, str):
-        return json.dumps(value) if (value == "" or value.strip() != value) else value
+        # quoted when blank-edged or holding a line break or control character,
+        # so that a value can never forge a plan line or a terminal escape
+        plain = value != "" and value.strip() == value and value.isprintable()
+        return value if plain else json.dumps(value)
     return json.dumps(value, sort_keys=True)
 
 

@@ -7,8 +7,9 @@ one connection's details end with its Information to Share.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -31,6 +32,7 @@ __all__ = [
     "state_list",
     "table",
     "test_table",
+    "upload_address",
 ]
 
 
@@ -66,6 +68,40 @@ def _last_test(result: CheckResult | None, style: Style) -> str:
     return style.paint(f"Connection failed ({result.reason})", "red")
 
 
+def _is_ref(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("ref+vault://", "ref+openbao://"))
+
+
+def upload_address(spec: Mapping[str, Any]) -> str:
+    """``scheme://host:uploadPort``: where the upload test connects, its port said once.
+
+    ``uploadServer`` may already name the port (validation makes it equal to
+    ``uploadPort``), so the port is taken from ``uploadPort`` and any port in
+    the server URL is dropped rather than appended a second time. An IPv6
+    literal keeps its brackets (RFC 3986 §3.2.2).
+    """
+    server, port = spec.get("uploadServer"), spec.get("uploadPort")
+    if server is None:
+        return ""
+    if _is_ref(server):
+        where = str(server).split("://", 1)[1]
+        return f"(in Vault) {where}" + (f", port {port}" if port is not None else "")
+    text = str(server)
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        named = parts.port
+    except ValueError:
+        return text
+    if not parts.scheme or not host:
+        return text
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None:
+        port = named
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
 def registry_tables(records: Sequence[ConnectionRecord], style: Style) -> str:
     outgoing = [r for r in records if r.kind == OUTGOING]
     incoming = [r for r in records if r.kind == INCOMING]
@@ -77,8 +113,8 @@ def registry_tables(records: Sequence[ConnectionRecord], style: Style) -> str:
                 [
                     [
                         r.name,
-                        str(r.spec.get("authServer", "")),
-                        f"{r.spec.get('uploadServer', '')}:{r.spec.get('uploadPort', '')}",
+                        _field(r, "authServer"),
+                        upload_address(r.spec),
                         _last_test(r.last_test, style),
                     ]
                     for r in outgoing
@@ -121,7 +157,7 @@ _OUTGOING_LABELS = [
 
 def _field(record: ConnectionRecord, key: str) -> str:
     value: Any = record.spec.get(key)
-    if isinstance(value, str) and value.startswith(("ref+vault://", "ref+openbao://")):
+    if _is_ref(value):
         version = record.secret_versions.get(key)
         where = value.split("://", 1)[1]
         return f"(in Vault) {where}" + (f" v{version}" if version is not None else "")
@@ -204,7 +240,9 @@ def state_list(
                 r.address,
                 "yes" if r.protect else "no",
                 r.updated_at,
-                r.last_test.status if r.last_test else "not yet tested",
+                r.last_test.status
+                if r.last_test and r.last_test.status != "untested"
+                else "not yet tested",
             ]
             for r in records
         ],

@@ -198,3 +198,27 @@ def test_target_limits_scope_and_skips_other_deletes() -> None:
 def test_plan_never_contains_a_secret_value(canary: str) -> None:
     plan = plan_for([outgoing(consumerKey="plain-key")], [], VERSIONS)
     assert canary not in repr(plan)
+
+
+def test_incoming_before_and_after_keep_the_credentials_version() -> None:
+    conn = incoming()
+    ref = "secret/erelease/incoming/cfnc"
+    [noop] = plan_for([conn], [record_of(conn, VERSIONS)], VERSIONS).changes
+    assert noop.action == "noop" and noop.diffs == []
+    assert noop.before is not None and noop.after is not None
+    assert noop.before["credentials"] == noop.after["credentials"] == {"ref": ref, "version": 1}
+    moved = {**VERSIONS, ref: 2}
+    [drift] = plan_for([conn], [record_of(conn, VERSIONS)], moved).changes
+    assert drift.action == "rotate" and drift.diffs == []  # a version move is no field change
+    assert drift.before is not None and drift.after is not None
+    assert drift.before["credentials"]["version"] == 1
+    assert drift.after["credentials"]["version"] is None  # apply mints the next one
+
+
+def test_a_protected_delete_says_apply_will_refuse() -> None:
+    gone = record_of(outgoing("gone"), VERSIONS)
+    kept = ConnectionRecord(**{**gone.__dict__, "name": "kept", "protect": True})
+    changes = plan_for([], [gone, kept], VERSIONS).changes
+    reasons = {c.address: c.reasons for c in changes}
+    assert reasons["outgoing/gone"] == []
+    assert reasons["outgoing/kept"][0].startswith("protected: apply refuses")

@@ -113,3 +113,29 @@ def test_coloured_table_cells_keep_columns_aligned() -> None:
     import click
 
     assert [click.unstyle(line) for line in coloured] == plain
+
+
+def test_a_value_cannot_forge_plan_lines_or_terminal_escapes() -> None:
+    forged = "x\n  - incoming/everything   delete"
+    plan = Plan(
+        "s",
+        "L",
+        1,
+        "d" * 64,
+        [
+            Change(
+                "outgoing/a",
+                "outgoing",
+                "a",
+                "update",
+                diffs=[FieldDiff("vendor", "A", forged), FieldDiff("uploadPath", "/a", "/\x1b[2J")],
+            )
+        ],
+        {},
+    )
+    for text in (plan_text(plan, Style(colour=False)), plan_markdown(plan)):
+        assert not any(line.lstrip().startswith("- incoming/") for line in text.splitlines())
+        assert "\x1b" not in text
+    text = plan_text(plan, Style(colour=False))
+    assert '      vendor: A -> "x\\n  - incoming/everything   delete"' in text.splitlines()
+    assert '      uploadPath: /a -> "/\\u001b[2J"' in text.splitlines()
