@@ -16,6 +16,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -23,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from erelease.errors import StateError, StateLocked
 from erelease.model import KINDS, CheckResult, ConnectionRecord, HistoryEntry, Kind, LockInfo
@@ -62,13 +62,18 @@ def new_lineage() -> str:
 def encode_json(value: object, *, what: str) -> str:
     """Strict, stable JSON text; :class:`StateError` for anything not plain JSON."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise StateError(
             f"cannot store {what}: it holds a value that is not plain JSON "
             f"({type(exc).__name__}); references must be stored as their URI strings "
             "and secret values are never stored"
         ) from exc
+    if "\\u0000" in text.replace("\\\\", ""):
+        # PostgreSQL's jsonb refuses U+0000; refused on SQLite too, so that both
+        # backends hold the same model and every stack can be migrated
+        raise StateError(f"cannot store {what}: a value holds a NUL character (\\0)")
+    return text
 
 
 def encode_connection(
@@ -157,17 +162,30 @@ def parse_address(address: str) -> tuple[str, str] | None:
     return kind, name
 
 
+#: ``password=…`` (or ``sslpassword=…``) in a URL's query or a libpq keyword string
+_PASSWORD_PARAM = re.compile(
+    r"(?i)((?:^|[?&\s])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^&\s]*)"
+)
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to print)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if not parts.password:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    userinfo = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[2]}"))
+    """The URL with any password replaced by ``***`` (safe to print).
+
+    Masks the password of the userinfo and ``password=`` parameters of the
+    query (libpq reads both), and the same in a libpq ``key=value`` string.
+    RFC 3986 §3.2.1 wants ``@ : / ? #`` in a password percent-encoded, but
+    libpq takes a raw ``#`` or ``?`` there and people paste raw ``/`` too, so
+    the userinfo is everything up to the *last* ``@``: masking too much beats
+    printing a password.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and not scheme.startswith("sqlite"):  # a file path holds no password
+        userinfo, at, hostpart = rest.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        if at and colon:
+            rest = f"{user}:***@{hostpart}"
+        url = f"{scheme}{sep}{rest}"
+    return _PASSWORD_PARAM.sub(r"\1***", url)
 
 
 # -- who holds a lock ---------------------------------------------------------

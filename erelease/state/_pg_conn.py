@@ -12,6 +12,7 @@ has an unknown outcome (never retry blindly).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -32,6 +33,7 @@ __all__ = [
     "connection_lost",
     "query_error",
     "retry_transaction",
+    "session_setup",
 ]
 
 PgConn = psycopg.Connection[Any]
@@ -47,17 +49,39 @@ _DEFAULTS = {
 }
 
 
+#: Set on every new session, after the login rather than as ``options`` in the
+#: startup packet: PgBouncer refuses startup parameters it does not track (such as
+#: ``search_path``), while a plain ``SET`` passes any session-mode pooler. The
+#: keepalives are the server's side of the libpq ones above: a runner that vanishes
+#: while holding a stack lock (a reclaimed VM, a cut network) sends no FIN, and with
+#: the kernel's defaults the server would keep its session — and the lock — for over
+#: two hours; with these it ends it within about a minute. The URL's own
+#: ``options=-c tcp_keepalives_…`` win.
+_SEARCH_PATH = "set_config('search_path', 'erelease', false)"
+_SERVER_KEEPALIVES = (
+    "set_config('tcp_keepalives_idle', '30', false)",
+    "set_config('tcp_keepalives_interval', '10', false)",
+    "set_config('tcp_keepalives_count', '3', false)",
+)
+
+
 def conninfo(url: str) -> str:
-    """The URL's libpq parameters, with erelease's defaults and search path added."""
+    """The URL's libpq parameters, with erelease's defaults added."""
     try:
         params: dict[str, Any] = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
         raise StateError("the PostgreSQL state URL cannot be parsed; check its syntax") from exc
     for key, value in _DEFAULTS.items():
         params.setdefault(key, value)
-    options = str(params.get("options") or "")
-    params["options"] = f"{options} -c search_path=erelease".strip()
     return make_conninfo("", **params)
+
+
+@functools.lru_cache(maxsize=8)
+def session_setup(dsn: str) -> str:
+    """The one statement that prepares a new session (see :data:`_SERVER_KEEPALIVES`)."""
+    options = str(conninfo_to_dict(dsn).get("options") or "")
+    keepalives = () if "tcp_keepalives" in options else _SERVER_KEEPALIVES
+    return "SELECT " + ", ".join((*keepalives, _SEARCH_PATH))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -140,9 +164,16 @@ def query_error(exc: psycopg.Error, where: str, doing: str, *, lost: bool) -> St
 def connect(dsn: str, where: str) -> PgConn:
     """A new autocommit connection; StateError (explained) if it cannot be made."""
     try:
-        return psycopg.connect(dsn, autocommit=True)
+        conn = psycopg.connect(dsn, autocommit=True)
     except psycopg.Error as exc:
         raise connect_error(exc, where) from exc
+    try:
+        conn.execute(session_setup(dsn))
+    except psycopg.Error as exc:
+        lost = connection_lost(exc, conn)
+        conn.close()
+        raise query_error(exc, where, "set up the session", lost=lost) from exc
+    return conn
 
 
 class Pool:

@@ -10,12 +10,14 @@ holds the advisory lock and uses the row only if it belongs to that session.
 
 from __future__ import annotations
 
+import time
+
 from erelease.model import LockInfo
 from erelease.state import _sql
 from erelease.state._pg_conn import PgConn
 from erelease.state._pg_run import Cursor
 
-__all__ = ["holder", "nobody", "try_lock", "unlock"]
+__all__ = ["end_holder", "holder", "nobody", "try_lock", "unlock"]
 
 _SELECT_ROW = (
     "SELECT lock_id, holder, host, pid, operation, since, backend_pid FROM locks WHERE stack = %s"
@@ -77,6 +79,30 @@ def unlock(conn: PgConn, stack: str, lock_id: str) -> None:
     conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key(stack),))
 
 
+def _holder_pid(cur: Cursor, stack: str) -> int | None:
+    found = cur.execute(_HOLDER_PID, (key(stack),)).fetchone()
+    return int(found[0]) if found is not None else None
+
+
+def end_holder(cur: Cursor, stack: str, backend_pid: int, *, wait: float = 10.0) -> bool:
+    """End the server session ``backend_pid`` if it still holds the stack's advisory
+    lock, and wait until the server has let the lock go; ``False`` if it did not hold it.
+
+    This is what ``state unlock`` does on PostgreSQL: the lock lives exactly as
+    long as that session, so deleting the row alone would break nothing. It is
+    safe because a holder commits on the lock's own connection: once that
+    session is gone the holder can write nothing more, and a commit in flight
+    is rolled back whole.
+    """
+    if _holder_pid(cur, stack) != backend_pid:
+        return False  # ended already (a reused backend pid is never signalled)
+    cur.execute("SELECT pg_terminate_backend(%s)", (backend_pid,))
+    deadline = time.monotonic() + wait
+    while _holder_pid(cur, stack) == backend_pid and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return True
+
+
 def row(cur: Cursor, stack: str, *, for_update: bool = False) -> tuple[object, ...] | None:
     found = cur.execute(_SELECT_ROW + (" FOR UPDATE" if for_update else ""), (stack,)).fetchone()
     return tuple(found) if found is not None else None
@@ -84,10 +110,9 @@ def row(cur: Cursor, stack: str, *, for_update: bool = False) -> tuple[object, .
 
 def holder(cur: Cursor, stack: str) -> LockInfo | None:
     """Who holds the stack's advisory lock now; ``None`` if nobody does."""
-    found = cur.execute(_HOLDER_PID, (key(stack),)).fetchone()
-    if found is None:
+    pid = _holder_pid(cur, stack)
+    if pid is None:
         return None
-    pid = int(found[0])
     record = row(cur, stack)
     if record is not None and record[6] == pid:
         return _sql.lock_info(stack, record)

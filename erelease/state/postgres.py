@@ -7,8 +7,9 @@ the holding process dies — kill -9, a lost CI runner — the server ends the
 session and the lock with it; nobody has to run ``state unlock``. Next to it
 a lock *row* names the holder, so a contender can say who and since when;
 whoever wins the advisory lock clears a row left behind by a dead holder.
-``state unlock`` removes that row only: a live holder keeps its advisory lock
-until it exits (erelease never terminates other sessions).
+``state unlock`` ends the holder's server session (its advisory lock goes
+with it) and removes the row: a stuck or cut-off runner whose session the
+server still believes alive is the one case a lock outlives its holder.
 
 Commits run on the lock's own connection when this store holds the lock, so
 a lock lost with its connection can never be followed by a write; the serial
@@ -31,7 +32,7 @@ from typing import TypeVar
 
 import psycopg
 
-from erelease.errors import ErelaseError
+from erelease.errors import ErelaseError, StateError
 from erelease.model import (
     CheckResult,
     ConnectionRecord,
@@ -252,7 +253,9 @@ class PostgresStore(StateStore):
                     raise locked_error(
                         stack,
                         held or _pg_lock.nobody(stack),
-                        hint="wait, or retry with --lock-timeout; the lock ends with the "
+                        hint=None
+                        if not unnamed
+                        else "wait, or retry with --lock-timeout; the lock ends with the "
                         "holder's database session, even if the holder crashes",
                     )
         except psycopg.Error as exc:
@@ -292,13 +295,23 @@ class PostgresStore(StateStore):
         return self._run("read the lock", lambda cur: _pg_lock.holder(cur, stack))
 
     def force_unlock(self, *, stack: str, lock_id: str) -> LockInfo:
-        """Remove the lock row. A live holder keeps its advisory lock until it exits;
-        erelease never terminates another session."""
+        """Break the lock ``lock_id``: end the server session holding it (which
+        releases the advisory lock and leaves its process unable to write
+        anything more), then remove the row."""
 
         def body(cur: Cursor) -> LockInfo:
             row = _pg_lock.row(cur, stack, for_update=True)
             if row is None or row[0] != lock_id:
                 raise _sql.no_such_lock(stack, lock_id, str(row[0]) if row else None)
+            try:
+                _pg_lock.end_holder(cur, stack, int(str(row[6])))
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise StateError(
+                    f"PostgreSQL at {self.url} did not let this user end the session holding "
+                    f"lock {lock_id} (backend pid {row[6]}): permission denied; nothing changed",
+                    hint="run it as the user that holds the lock, or as a member of "
+                    "pg_signal_backend",
+                ) from exc
             cur.execute("DELETE FROM locks WHERE stack = %s AND lock_id = %s", (stack, lock_id))
             return _sql.lock_info(stack, row)
 

@@ -173,3 +173,103 @@ def test_a_schema_from_a_newer_erelease_is_refused(pg: PostgresStore, pg_db_url:
     _sql(pg_db_url, "INSERT INTO erelease.schema_migrations VALUES (99, 'future', 'x')")
     with pytest.raises(StateError, match=r"schema version 99.*upgrade erelease"):
         open_store(pg_db_url)
+
+
+def test_state_unlock_breaks_a_live_holders_lock(pg: PostgresStore, pg_db_url: str) -> None:
+    """A runner whose session the server still thinks alive (a hung job, a cut-off
+    host) is the one case a lock outlives its holder: ``state unlock`` must end it,
+    and the holder — whose commits run on that session — can write nothing more."""
+    commit(pg, S, [outgoing("a")])
+    holder = open_store(pg_db_url)
+    try:
+        lock = holder.acquire_lock(stack=S, operation="apply")
+        broken = pg.force_unlock(stack=S, lock_id=lock.info.lock_id)
+        assert broken == lock.info
+        assert pg.current_lock(stack=S) is None
+        with (
+            pg.acquire_lock(stack=S, operation="apply", timeout=0),
+            pytest.raises(StateError, match=r"lost the connection holding the lock"),
+        ):
+            commit(holder, S, [outgoing("b")])
+        info = pg.read_stack(stack=S)
+        assert info is not None and info.serial == 1
+        assert [r.name for r in pg.list_connections(stack=S)] == ["a"]
+        lock.release()  # its session is gone: no error
+    finally:
+        holder.close()
+
+
+def test_state_unlock_needs_the_right_to_end_the_holders_session(
+    pg_server: LocalPostgres, pg_db_url: str
+) -> None:
+    database = pg_db_url.split("/")[3].split("?")[0]
+    pg_server.execute('CREATE ROLE "bystander" LOGIN')
+    pg_server.execute(f'GRANT ALL ON DATABASE "{database}" TO bystander')
+    owner = open_store(pg_db_url)  # the superuser: creates the schema, holds the lock
+    try:
+        pg_server.execute("GRANT ALL ON SCHEMA erelease TO bystander", url=pg_db_url)
+        pg_server.execute("GRANT ALL ON ALL TABLES IN SCHEMA erelease TO bystander", url=pg_db_url)
+        lock = owner.acquire_lock(stack=S, operation="apply")
+        with (
+            open_store(pg_server.database_url(database, user="bystander")) as weak,
+            pytest.raises(StateError, match="permission denied; nothing changed"),
+        ):
+            weak.force_unlock(stack=S, lock_id=lock.info.lock_id)
+        assert owner.current_lock(stack=S) == lock.info
+        lock.release()
+    finally:
+        owner.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "password"),
+    [
+        ("postgresql://erelease@127.0.0.1:1/r?password=in-the-query", "in-the-query"),
+        ("postgresql://erelease:raw#hash@127.0.0.1:1/r", "raw#hash"),
+        ("postgresql://erelease:raw?query@127.0.0.1:1/r", "raw?query"),
+        ("postgresql://erelease:p%40ss-encoded@127.0.0.1:1/r", "p%40ss-encoded"),
+        ("host=127.0.0.1 port=1 password=keyword-form", "keyword-form"),
+        ("postgresql://erelease:[bracket@127.0.0.1:1/r", "[bracket"),
+    ],
+)
+def test_no_form_of_a_password_in_the_url_is_ever_printed(url: str, password: str) -> None:
+    with pytest.raises(StateError) as err:
+        open_store(url)  # nothing listens on port 1: refused at once
+    assert password not in str(err.value) and password not in (err.value.hint or "")
+    assert "***" in str(err.value) or "cannot be parsed" in str(err.value)
+
+
+def test_the_wrong_password_in_the_query_is_masked(
+    pg_server: LocalPostgres, pg_db_url: str
+) -> None:
+    pg_server.add_password_user("qp_user", "right-password")
+    database = pg_db_url.split("/")[3].split("?")[0]
+    url = f"postgresql://qp_user@/{database}?host={pg_server.data_dir}&password=wrong-in-query"
+    with pytest.raises(StateError, match="authentication failed") as err:
+        open_store(url)
+    assert "wrong-in-query" not in str(err.value) and "password=***" in str(err.value)
+
+
+def test_sessions_are_set_up_after_login_not_in_the_startup_packet(
+    pg: PostgresStore, pg_db_url: str
+) -> None:
+    """``search_path`` and the server-side keepalives are SET once logged in: a
+    session-mode PgBouncer refuses untracked startup ``options``, and the keepalives
+    are what frees the lock of a runner that vanished without closing its socket."""
+    settings = "SELECT name, setting, source FROM pg_settings WHERE name = ANY(%s) ORDER BY name"
+    names = ["search_path", "tcp_keepalives_count", "tcp_keepalives_idle"]
+    with pg.acquire_lock(stack=S, operation="apply") as lock:
+        conn = pg._held[lock.info.lock_id].conn
+        assert "options" not in conn.info.get_parameters()
+        rows = conn.execute(settings, (names,)).fetchall()
+    assert [(n, src) for n, _, src in rows] == [(n, "session") for n in names]
+    assert rows[0][1] == "erelease"
+    # a URL that sets the keepalives itself keeps them
+    own = open_store(pg_db_url + "&options=-c%20tcp_keepalives_idle%3D99")
+    try:
+        with own.acquire_lock(stack=S, operation="apply") as lock:
+            conn = own._held[lock.info.lock_id].conn  # type: ignore[attr-defined]
+            got = conn.execute("SELECT source FROM pg_settings WHERE name = 'tcp_keepalives_idle'")
+            assert got.fetchone() == ("client",)
+    finally:
+        own.close()

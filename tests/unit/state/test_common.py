@@ -45,18 +45,21 @@ def test_only_plain_json_is_stored(value: object) -> None:
         encode_json({"field": value}, what="outgoing/x spec")
 
 
+#: any text but U+0000, which PostgreSQL's jsonb cannot hold and so neither backend stores
+texts = st.text(st.characters(blacklist_characters="\x00"))
+
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
-    | st.text()
+    | texts
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
     max_leaves=10,
 )
 
 
-@given(spec=st.dictionaries(st.text(), json_values, max_size=5))
+@given(spec=st.dictionaries(texts, json_values, max_size=5))
 def test_a_record_survives_encoding(spec: dict[str, object]) -> None:
     record = ConnectionRecord(
         kind="outgoing", name="x", spec=spec, labels={"a": "b"}, outputs={"clientId": "C"}

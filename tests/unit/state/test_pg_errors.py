@@ -79,5 +79,5 @@ def test_conninfo_adds_defaults_but_keeps_the_url() -> None:
     )
     assert params["connect_timeout"] == "3"
     assert params["application_name"] == "erelease"
-    assert params["options"] == "-c statement_timeout=5s -c search_path=erelease"
+    assert params["options"] == "-c statement_timeout=5s"
     assert params["password"] == "p" and params["host"] == "db"
