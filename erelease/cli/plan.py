@@ -92,6 +92,13 @@ def plan(
 
 def _confirm(ctx: Ctx) -> object:
     def ask(result: Plan) -> bool:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            # Asked only when there is something to apply: an unchanged config is
+            # a no-op that needs no approval, in a pipeline or on a terminal.
+            raise PlanError(
+                "refusing to apply without confirmation: there is no terminal to ask on. "
+                "Pass --auto-approve, or apply a saved plan (erelease plan --out FILE)"
+            )
         click.echo(plan_text(result, ctx.style()), nl=False)
         return click.confirm("Apply these changes?", default=False)
 
@@ -124,14 +131,10 @@ def apply_cmd(
     """Make the changes, then test what was created, updated or rotated.
 
     Without --auto-approve or a PLANFILE, asks for confirmation on a terminal
-    and refuses to run without one. Exits 3 if a connectivity test failed.
+    and refuses to make changes without one (an unchanged config needs no
+    approval). Exits 3 if a connectivity test failed.
     """
     interactive = planfile is None and not auto_approve
-    if interactive and not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise PlanError(
-            "refusing to apply without confirmation: there is no terminal to ask on. "
-            "Pass --auto-approve, or apply a saved plan (erelease plan --out FILE)"
-        )
     with ctx.workspace() as ws:
 
         def tests(addresses: Sequence[str]) -> list[CheckResult]:

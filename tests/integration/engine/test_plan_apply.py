@@ -85,6 +85,16 @@ def test_apply_without_terminal_or_approval_refuses(district: District) -> None:
     )
 
 
+def test_an_unchanged_config_applies_without_approval(district: District) -> None:
+    """Nothing to approve: a no-op apply in a pipeline succeeds, as it does on a terminal."""
+    setup_two(district)
+    assert district.run("apply", "--auto-approve", "--no-test").exit_code == 0
+    result = district.run("apply")
+    assert result.exit_code == 0, result.stderr
+    assert "No changes" in result.stdout
+    assert district.rows("select count(*) from history")[0][0] == 1
+
+
 def test_saved_plan_applies_and_is_then_stale(district: District, tmp_path: Path) -> None:
     setup_two(district)
     plan_file = tmp_path / "plan.json"
