@@ -93,5 +93,6 @@ def migrate(ws: Workspace, *, to: str) -> StackInfo:
     if source is None or source.read_stack(stack=ws.stack) is None:
         where = ws.settings.state_url() if source is None else source.url
         raise StateError(f"stack {ws.stack!r} has nothing applied in {where}; nothing to copy")
-    with open_store(to) as target:
+    # A relative sqlite:/// path means the same as in `state:`: relative to the config dir.
+    with open_store(to, base_dir=ws.settings.config_dir) as target:
         return migrate_stack(source=source, target=target, stack=ws.stack)

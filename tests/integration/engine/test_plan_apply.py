@@ -8,6 +8,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from erelease.state import open_store
 from tests.integration.engine.conftest import District, incoming_yaml, outgoing_yaml
 
@@ -260,3 +262,17 @@ def test_unknown_name_is_usage_error(district: District) -> None:
     setup_two(district)
     result = district.run("plan", "--target", "nosuch")
     assert result.exit_code == 64 and "nosuch" in result.stderr
+
+
+def test_migrate_to_a_relative_sqlite_path_lands_in_the_config_dir(
+    district: District, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_two(district)
+    assert district.run("apply", "--auto-approve", "--no-test").exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    moved = district.run("state", "migrate", "--to", "sqlite:///moved.db")
+    assert moved.exit_code == 0, moved.stderr
+    assert (district.path / "moved.db").is_file()
+    assert not (elsewhere / "moved.db").exists()
