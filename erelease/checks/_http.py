@@ -122,7 +122,9 @@ async def send(
     """
     origin = _origin(url)
     if origin is None:
-        raise CheckFailure("connect", f"the {where} URL must be http:// or https:// with a host")
+        raise CheckFailure(
+            "connect", f"cannot test the {where}: not an http:// or https:// URL with a host"
+        )
     scheme, host, port, netloc = origin
     stage.enter("dns", f"no DNS answer for {host}")
     addresses = await resolver.resolve(host, port)
@@ -154,8 +156,7 @@ async def send(
                 ) from None
             raise CheckFailure(
                 "connect",
-                f"the connection to the {where} broke before an answer "
-                f"({describe_os_error(exc, default=type(exc).__name__)})",
+                f"the connection to the {where} broke before an answer ({_broken(exc)})",
                 retryable=True,
             ) from None
         failure = transient_failure(reply, where)
@@ -164,6 +165,15 @@ async def send(
         return reply
     detail = describe_os_error(last) if last is not None else "no address"
     raise CheckFailure("connect", f"cannot connect to the {where} ({detail})", retryable=True)
+
+
+def _broken(exc: httpx.TransportError) -> str:
+    """Why a connection broke, in words (not an exception class name)."""
+    if isinstance(exc, httpx.RemoteProtocolError):
+        if "without sending" in str(exc) or "disconnected" in str(exc).lower():
+            return "the server closed the connection without answering"
+        return "the answer was not valid HTTP/1.1"
+    return describe_os_error(exc, default=type(exc).__name__)
 
 
 async def _exchange(

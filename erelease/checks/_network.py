@@ -50,24 +50,55 @@ FORBIDDEN_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = 
 )
 
 
+#: IPv6 prefixes whose last 32 bits are an IPv4 address a translator reaches:
+#: the NAT64 well-known prefix (RFC 6052 §2.1) and IPv4-compatible addresses
+#: (RFC 4291 §2.5.5.1, deprecated but still routed by some stacks).
+_EMBEDDED_IPV4: tuple[ipaddress.IPv6Network, ...] = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("::/96"),
+)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, if it is one of the known forms."""
+    if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d, RFC 4291 §2.5.5.2
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:  # 2002:AABB:CCDD::/48, RFC 3056 §2
+        return ip.sixtofour
+    if any(ip in net for net in _EMBEDDED_IPV4) and int(ip) & 0xFFFFFFFF > 1:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 @functools.lru_cache(maxsize=4096)
 def is_forbidden(address: str | IPAddress) -> bool:
-    """True for an address tests must never connect to (IPv4-mapped IPv6 included)."""
+    """True for an address tests must never connect to.
+
+    IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible,
+    NAT64, 6to4) are judged by that IPv4 address as well.
+    """
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    candidates: list[IPAddress] = [ip]
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.scope_id is not None:
             ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
-        mapped = ip.ipv4_mapped
-        if mapped is not None:
-            ip = mapped
-    return any(ip.version == net.version and ip in net for net in FORBIDDEN_NETWORKS)
+            candidates = [ip]
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            candidates.append(embedded)
+    return any(
+        candidate.version == net.version and candidate in net
+        for candidate in candidates
+        for net in FORBIDDEN_NETWORKS
+    )
 
 
 def check_addresses(host: str, addresses: list[str]) -> None:
     """Refuse the host if *any* of its addresses is forbidden (reason ``connect``)."""
     for address in addresses:
         if is_forbidden(address):
-            where = host if host == address else f"{host}, which resolves to {address},"
+            literal = host == address or _literal(host) is not None
+            where = host if literal else f"{host} (it resolves to {address})"
             raise CheckFailure(
                 "connect",
                 f"refused to connect to {where}: link-local and cloud metadata addresses "

@@ -134,7 +134,10 @@ def _kind_of_body(reply: Reply) -> str:
         return "an HTML page"
     if reply.json_object() is not None:
         return "a JSON body"
-    return f"a {reply.content_type or 'untyped'} body"
+    if reply.content_type == "application/json" or reply.content_type.endswith("+json"):
+        return "a body that is not a JSON object"
+    kind = reply.content_type or "untyped"
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} body"
 
 
 def parse_token_reply(
@@ -178,7 +181,9 @@ def parse_token_reply(
             raise CheckFailure(
                 "bad_response", f"the {where} answered HTTP 200 without an access_token"
             )
-        message = f"the {where} answered HTTP 200 with {_kind_of_body(reply)} instead of JSON"
+        kind = _kind_of_body(reply)
+        message = f"the {where} answered HTTP 200 with {kind}"
+        message += "" if "JSON" in kind else " instead of JSON"
         if _is_html(reply):
             message += " (a login page? check the Auth Server and Auth Path)"
         raise CheckFailure("bad_response", message)
@@ -224,11 +229,11 @@ def _status_message(reply: Reply, where: str) -> str:
     if 300 <= reply.status < 400:
         location = reply.headers.get("location", "")
         parts = urlsplit(location)
-        if parts.netloc or parts.path:
-            # Scheme, host and path only: a redirect's query can carry state or codes.
-            target = sanitize(
-                f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path, 120
-            )
+        # Scheme, host and path only: a redirect's query can carry state or codes,
+        # and a user:password@ in front of the host is credentials.
+        host = parts.netloc.rpartition("@")[2]
+        if host or parts.path:
+            target = sanitize(f"{parts.scheme}://{host}{parts.path}" if host else parts.path, 120)
             message += f", a redirect to {target}"
         return message + "; the URL should answer directly"
     if reply.status >= 400 and reply.body.strip():

@@ -113,9 +113,11 @@ def redact(text: str, secrets: Iterable[Secret | str | None]) -> str:
     """``text`` with every known secret value replaced by ``***``.
 
     Servers sometimes echo what they were sent ("unknown user x@y"), so the raw
-    value and its URL-encoded forms (the form body and §2.3.1 Basic encoding)
-    are all removed. Values shorter than four characters are left alone: they
-    would mangle ordinary words and carry no real secret.
+    value, its URL-encoded forms (the form body and §2.3.1 Basic encoding) and
+    the form :func:`sanitize` gives it (a quoted ``error_description`` has
+    been sanitized before it gets here) are all removed. Values shorter than
+    four characters are left alone: they would mangle ordinary words and carry
+    no real secret.
     """
     values: set[str] = set()
     for item in secrets:
@@ -125,6 +127,9 @@ def redact(text: str, secrets: Iterable[Secret | str | None]) -> str:
         if len(raw) < 4:
             continue
         values.update({raw, quote_plus(raw, safe=""), quote(raw, safe="")})
+        cleaned = sanitize(raw, len(raw) + 1)
+        if len(cleaned) >= 4:
+            values.add(cleaned)
     for value in sorted(values, key=len, reverse=True):
         text = text.replace(value, "***")
     return text

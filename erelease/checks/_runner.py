@@ -192,6 +192,7 @@ class _Session:
             username=target.username,
             password=target.password,
         )
+        step.sensitive.extend(_basic_credentials(headers))
         # The token proves the credentials; it is not used (no transcript is sent).
         await self._token(
             step,
@@ -227,6 +228,7 @@ class _Session:
             client_id=target.client_id,
             client_secret=target.client_secret,
         )
+        step.sensitive.extend(_basic_credentials(headers))
         token = await self._token(
             step,
             address=target.address,
@@ -279,6 +281,16 @@ class _Step:
             headers=headers,
             form=form,
         )
+
+
+def _basic_credentials(headers: dict[str, str]) -> list[str]:
+    """The base64 ``id:secret`` of a Basic ``Authorization`` header (RFC 7617 §2).
+
+    Base64 hides nothing: a vendor that quotes the header it received back in
+    its ``error_description`` would otherwise put the secret into the message.
+    """
+    scheme, _, credentials = headers.get("Authorization", "").partition(" ")
+    return [credentials] if scheme == "Basic" and credentials else []
 
 
 def _secrets_of(target: OutgoingTarget | IncomingTarget) -> list[Secret | str | None]:

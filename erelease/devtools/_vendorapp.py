@@ -46,6 +46,7 @@ class Mode(StrEnum):
     MISSING_TOKEN = "missing_token"  # 200 JSON without access_token
     WRONG_TOKEN_TYPE = "wrong_token_type"  # 200 JSON with token_type "mac"
     ECHO = "echo"  # 400 invalid_grant quoting the password it was sent (a careless vendor)
+    ECHO_AUTH = "echo_auth"  # 401 invalid_client quoting the Authorization header it was sent
 
 
 @dataclass
@@ -229,7 +230,8 @@ class VendorApp:
                 failed = self.failures.get(client_id, 0)
                 self.failures[client_id] = failed + 1
             if client is not None:
-                early = await self._misbehave(client, failed, form)
+                authorization = request.headers.get("authorization", "")
+                early = await self._misbehave(client, failed, form, authorization)
                 if early is not None:
                     return early
             if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
@@ -249,13 +251,15 @@ class VendorApp:
             return self._issue(client)
 
     async def _misbehave(
-        self, client: SimClient, failed: int, form: dict[str, str]
+        self, client: SimClient, failed: int, form: dict[str, str], authorization: str
     ) -> Response | None:
         if client.mode in _CANNED:
             return _CANNED[client.mode]
         if client.mode == Mode.ECHO:
             echoed = f"wrong password {form.get('password')} for {form.get('username')}"
             return _oauth_error(400, "invalid_grant", echoed)
+        if client.mode == Mode.ECHO_AUTH:
+            return _oauth_error(401, "invalid_client", f"cannot verify {authorization}")
         if client.mode == Mode.SLOW:
             await asyncio.sleep(client.delay)
         elif client.mode == Mode.FLAKY and failed < client.fail_first:

@@ -24,6 +24,7 @@ def test_canary_appears_in_no_output(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     good = new_client(vendor)
+    echo_auth = new_client(vendor, Mode.ECHO_AUTH)
     targets: list[Target] = [
         outgoing(vendor, good, "ok"),
         outgoing(vendor, good, "body", client_auth="body"),
@@ -34,6 +35,8 @@ def test_canary_appears_in_no_output(
         ),
         outgoing(vendor, new_client(vendor, Mode.HTML), "html"),
         outgoing(vendor, new_client(vendor, Mode.ECHO), "echo"),
+        outgoing(vendor, echo_auth, "echo-auth"),
+        incoming(vendor, echo_auth, "in-echo-auth"),
         outgoing(vendor, new_client(vendor, Mode.FLAKY, fail_first=9), "flaky"),
         outgoing(vendor, new_client(vendor, Mode.SLOW, delay=3), "slow"),
         outgoing(vendor, good, "refused", token_url=f"http://127.0.0.1:{closed_port()}/t"),
@@ -50,6 +53,8 @@ def test_canary_appears_in_no_output(
         "client": "invalid_client",
         "html": "bad_response",
         "echo": "invalid_grant",
+        "echo-auth": "invalid_client",
+        "in-echo-auth": "invalid_client",
         "flaky": "http_status",
         "slow": "timeout",
         "refused": "connect",
@@ -59,12 +64,15 @@ def test_canary_appears_in_no_output(
     }
     echo = next(r for r in results if r.name == "echo")
     assert "wrong password *** for" in echo.message
+    # The Basic header quoted back: base64 of id:secret is the secret, not a disguise.
+    assert next(r for r in results if r.name == "echo-auth").message.count("Basic ***") == 1
     captured = capsys.readouterr()
     outputs = [repr(r) for r in results] + [caplog.text, captured.out, captured.err]
     forbidden = [
         CANARY,
         quote_plus(CANARY, safe=""),
         base64.b64encode(f"{good.client_id}:{CANARY}".encode()).decode(),
+        base64.b64encode(f"{echo_auth.client_id}:{CANARY}".encode()).decode(),
         *vendor.issued_tokens(),
     ]
     assert len(vendor.issued_tokens()) >= 3

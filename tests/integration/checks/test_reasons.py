@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from erelease.checks import REASONS, Target, Unavailable, run_checks
+from erelease.checks._network import Resolver
 from erelease.devtools.vendorsim import Mode, VendorSim
 from erelease.model import CheckResult
 from erelease.settings import TestSettings as CheckSettings
@@ -14,6 +17,7 @@ from tests.fixtures.vendor import new_client
 from tests.integration.checks.helpers import closed_port, incoming, outgoing
 
 SETTINGS = CheckSettings(concurrency=4, timeout=5, retries=0)
+SETTINGS_RETRYING = CheckSettings(concurrency=4, timeout=5, retries=2)
 
 
 def check_one(target: Target, settings: CheckSettings = SETTINGS) -> CheckResult:
@@ -107,7 +111,9 @@ class TestOutgoing:
         result = check_one(outgoing(vendor, client), CheckSettings(timeout=0.5, retries=0))
         assert result.reason == "timeout"
         assert "within 0.5s" in result.message
-        assert 450 <= result.duration_ms < 1500
+        assert result.duration_ms >= 450
+        # The test gave up while the vendor was still working on the request.
+        assert vendor.stats(client.client_id).in_flight == 1
 
     def test_upload_port_closed(self, vendor: VendorSim) -> None:
         client = new_client(vendor)
@@ -154,6 +160,65 @@ class TestOutgoing:
         assert result.reason == "connect"
         assert "link-local" in result.message
 
+    def test_token_endpoint_that_hangs_up_is_connect(self, vendor: VendorSim) -> None:
+        # A listener that reads the request and closes without a status line.
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(8)
+            port = listener.getsockname()[1]
+            stop = threading.Event()
+
+            def hang_up() -> None:
+                listener.settimeout(0.2)
+                while not stop.is_set():
+                    try:
+                        conn, _ = listener.accept()
+                    except OSError:
+                        continue
+                    with conn:
+                        conn.recv(65536)
+
+            thread = threading.Thread(target=hang_up, daemon=True)
+            thread.start()
+            try:
+                client = new_client(vendor)
+                target = outgoing(vendor, client, token_url=f"http://127.0.0.1:{port}/oauth/token")
+                result = check_one(target, CheckSettings(timeout=5, retries=1))
+            finally:
+                stop.set()
+                thread.join()
+        assert result.reason == "connect"
+        assert "closed the connection without answering" in result.message
+        assert "(2 attempts)" in result.message  # a broken connection is worth a retry
+
+    @pytest.mark.parametrize("status", [302, 307, 308])
+    def test_a_redirect_is_not_followed(self, vendor: VendorSim, status: int) -> None:
+        # The redirect points at a server that would accept the credentials: it
+        # must never see them (a redirect to another host must not carry them).
+        client = new_client(vendor)
+
+        class Redirect(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.send_response(status)
+                self.send_header("Location", vendor.token_url)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        with ThreadingHTTPServer(("127.0.0.1", 0), Redirect) as server:
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            try:
+                url = f"http://127.0.0.1:{server.server_address[1]}/oauth/token"
+                result = check_one(outgoing(vendor, client, token_url=url))
+            finally:
+                server.shutdown()
+        assert result.reason == "http_status"
+        assert f"HTTP {status}, a redirect to http://127.0.0.1:{vendor.port}/" in result.message
+        assert vendor.stats(client.client_id).requests == 0
+
     def test_missing_password_is_secret_unavailable(self, vendor: VendorSim) -> None:
         client = new_client(vendor)
         result = check_one(outgoing(vendor, client, password=None))
@@ -199,6 +264,67 @@ class TestIncoming:
             etranscripts_url=base + "/api/campus/transcript/eTranscripts",
         )
         assert check_one(target).reason == "connect"
+
+
+class TestAddressPolicy:
+    """Names are resolved once and every answer is checked before connecting."""
+
+    @pytest.fixture
+    def dns(self, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+        # Our own seam: the lookup behind Resolver (the OS resolver can only be
+        # pointed at a name with an /etc/hosts entry, which tests must not write).
+        answers: dict[str, list[str]] = {}
+        real = Resolver._lookup
+
+        async def lookup(host: str, port: int) -> list[str]:
+            if host in answers:
+                return answers[host]
+            return await real(host, port)
+
+        monkeypatch.setattr(Resolver, "_lookup", staticmethod(lookup))
+        return answers
+
+    def test_a_name_is_connected_to_at_the_address_it_resolved_to(
+        self, vendor: VendorSim, dns: dict[str, list[str]]
+    ) -> None:
+        dns["token.vendor.test"] = ["127.0.0.1"]
+        dns["upload.vendor.test"] = ["127.0.0.1"]
+        client = new_client(vendor)
+        token_url = vendor.token_url.replace("127.0.0.1", "token.vendor.test")
+        target = outgoing(vendor, client, token_url=token_url, upload_host="upload.vendor.test")
+        assert check_one(target).reason == "ok"
+        assert vendor.stats(client.client_id).token_requests == 1
+
+    @pytest.mark.parametrize(
+        "answer",
+        [
+            ["169.254.169.254"],
+            ["127.0.0.1", "169.254.169.254"],  # one bad answer is enough
+            ["::ffff:169.254.169.254"],
+            ["fe80::1"],
+        ],
+    )
+    def test_a_name_that_resolves_to_link_local_is_refused(
+        self, vendor: VendorSim, dns: dict[str, list[str]], answer: list[str]
+    ) -> None:
+        dns["meta.vendor.test"] = answer
+        client = new_client(vendor)
+        token_url = vendor.token_url.replace("127.0.0.1", "meta.vendor.test")
+        result = check_one(outgoing(vendor, client, token_url=token_url), SETTINGS_RETRYING)
+        assert result.reason == "connect"
+        assert "meta.vendor.test (it resolves to" in result.message
+        assert "link-local" in result.message
+        assert "attempts" not in result.message  # a refusal is never retried
+        assert vendor.stats(client.client_id).requests == 0
+
+    def test_an_upload_host_that_resolves_to_link_local_is_refused(
+        self, vendor: VendorSim, dns: dict[str, list[str]]
+    ) -> None:
+        dns["upload.vendor.test"] = ["169.254.169.254"]
+        client = new_client(vendor)
+        result = check_one(outgoing(vendor, client, upload_host="upload.vendor.test"))
+        assert result.reason == "connect"
+        assert "upload.vendor.test (it resolves to 169.254.169.254)" in result.message
 
 
 class TestTrust:

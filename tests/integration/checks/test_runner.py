@@ -52,7 +52,7 @@ class TestRetries:
         [result] = run_checks([outgoing(vendor, client)], settings=settings)
         assert result.reason == "http_status"
         assert "HTTP 429" in result.message
-        assert result.duration_ms < 1000
+        assert "no time left to retry" in result.message  # did not sleep into the deadline
         assert vendor.stats(client.client_id).token_requests == 1
 
     def test_connect_errors_are_retried(self, vendor: VendorSim) -> None:
@@ -72,12 +72,18 @@ class TestBounds:
         targets = [outgoing(vendor, slow, "slow")] + [
             outgoing(vendor, fast, f"fast-{i}") for i in range(6)
         ]
-        started = time.monotonic()
-        results = run_checks(targets, settings=CheckSettings(concurrency=2, timeout=0.8))
-        elapsed = time.monotonic() - started
+        seen: list[str] = []
+        results = run_checks(
+            targets,
+            settings=CheckSettings(concurrency=2, timeout=0.8),
+            progress=lambda r: seen.append(r.name),
+        )
         assert [r.reason for r in results] == ["timeout"] + ["ok"] * 6
-        assert 750 <= results[0].duration_ms < 1300
-        assert elapsed < 0.8 + 1.2  # the fast ones ran beside the slow one
+        assert results[0].duration_ms >= 750
+        # The fast ones all finished on the other slot while the slow one waited,
+        # and the slow one was given up on while the vendor still held it.
+        assert seen[-1] == "slow"
+        assert vendor.stats(slow.client_id).in_flight == 1
 
     def test_concurrency_is_bounded(self, vendor: VendorSim) -> None:
         client = new_client(vendor, Mode.SLOW, delay=0.1)

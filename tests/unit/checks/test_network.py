@@ -26,6 +26,12 @@ from erelease.errors import ConfigError
         "::ffff:169.254.169.254",
         "fd00:ec2::254",
         "100.100.100.200",
+        # IPv6 forms that carry a forbidden IPv4 address
+        "::ffff:a9fe:a9fe",
+        "::ffff:100.100.100.200",
+        "64:ff9b::169.254.169.254",  # NAT64, RFC 6052
+        "::169.254.169.254",  # IPv4-compatible, RFC 4291 §2.5.5.1
+        "2002:a9fe:a9fe::1",  # 6to4, RFC 3056
     ],
 )
 def test_forbidden(address: str) -> None:
@@ -43,6 +49,10 @@ def test_forbidden(address: str) -> None:
         "2001:db8::1",
         "fec0::1",
         "169.253.0.1",
+        "::",
+        "::ffff:8.8.8.8",
+        "64:ff9b::8.8.8.8",
+        "2002:808:808::1",
     ],
 )
 def test_allowed(address: str) -> None:
@@ -62,6 +72,14 @@ def test_a_host_is_refused_if_any_address_is_forbidden() -> None:
     assert "169.254.169.254" in info.value.message
     assert "link-local" in info.value.message
     assert not info.value.retryable
+
+
+def test_the_message_names_the_address_a_name_resolved_to() -> None:
+    with pytest.raises(CheckFailure) as info:
+        check_addresses("meta.vendor.example", ["169.254.169.254"])
+    assert info.value.message.startswith(
+        "refused to connect to meta.vendor.example (it resolves to 169.254.169.254): "
+    )
 
 
 def test_a_host_with_only_good_addresses_passes() -> None:

@@ -134,7 +134,15 @@ class TestTokenReply:
             (200, b"<html><body>hi", "text/plain", "bad_response", "HTML page"),
             (200, b"ok", "text/plain", "bad_response", "text/plain"),
             (200, b"", "application/json", "bad_response", "empty body"),
-            (200, [1, 2], "application/json", "bad_response", "instead of JSON"),
+            (200, [1, 2], "application/json", "bad_response", "a body that is not a JSON object"),
+            (200, b"{not json", "application/json", "bad_response", "not a JSON object"),
+            (
+                200,
+                b"access_token=t",
+                "application/x-www-form-urlencoded",
+                "bad_response",
+                "an application/x-www-form-urlencoded body instead of JSON",
+            ),
             (400, {"error": "invalid_client"}, "application/json", "invalid_client", "HTTP 400"),
             (
                 401,
@@ -199,6 +207,12 @@ class TestTokenReply:
         assert f.reason == "http_status"
         assert "sso.vendor.example/login" in f.message
         assert "abc123" not in f.message
+
+    def test_redirect_hides_userinfo(self) -> None:
+        location = "https://admin:hunter2@sso.vendor.example:8443/login"
+        f = failure(reply(307, b"", "text/html", location=location))
+        assert "a redirect to https://sso.vendor.example:8443/login;" in f.message
+        assert "hunter2" not in f.message and "admin" not in f.message
 
 
 class TestTransientAndResource:

@@ -34,6 +34,14 @@ def test_redact_removes_raw_and_encoded_secrets() -> None:
     assert cleaned == "user *** or *** rejected"
 
 
+def test_redact_catches_a_secret_quoted_through_sanitize() -> None:
+    # A vendor's error_description is sanitized (whitespace collapsed, control
+    # characters dropped) before the runner redacts the message.
+    secret = "pa  ss\tword\x07" + CANARY
+    quoted = sanitize(f"unknown password {secret} for user")
+    assert redact(quoted, [Secret(secret)]) == "unknown password *** for user"
+
+
 def test_redact_leaves_short_values_alone() -> None:
     assert redact("the ab test", [Secret("ab")]) == "the ab test"
 
