@@ -130,6 +130,10 @@ def targets_for(ws: Workspace, records: Sequence[ConnectionRecord]) -> list[Targ
     return targets
 
 
+#: Tests check what is applied: a NAME only in connections.d/ is not there yet.
+_APPLIED = "applied in this stack (tests check applied connections; run erelease apply first)"
+
+
 def run_connection_tests(
     ws: Workspace,
     *,
@@ -141,12 +145,13 @@ def run_connection_tests(
     """Test applied connections (all, or the given NAMEs/addresses); store results."""
     if not ws.has_registry():
         if names:
-            resolve_names(names, [])  # names nothing applied: the usual clear error
+            resolve_names(names, [], among=_APPLIED)  # nothing is applied yet
         return []
     store = ws.store
     records = store.list_connections(stack=ws.stack) if store.read_stack(stack=ws.stack) else []
     if addresses is None:
-        wanted = resolve_names(names, [r.address for r in records]) if names else None
+        known = [r.address for r in records]
+        wanted = resolve_names(names, known, among=_APPLIED) if names else None
     else:
         wanted = list(addresses)
     chosen = [r for r in records if wanted is None or r.address in wanted]

@@ -93,8 +93,13 @@ class Workspace:
         self.close()
 
 
-def resolve_names(names: Sequence[str], known: Sequence[str]) -> list[str]:
-    """Turn NAMEs into addresses: ``name`` if unique across kinds, else ``kind/name``."""
+def resolve_names(
+    names: Sequence[str], known: Sequence[str], *, among: str = "in the config or the registry"
+) -> list[str]:
+    """Turn NAMEs into addresses: ``name`` if unique across kinds, else ``kind/name``.
+
+    ``among`` says where ``known`` came from, for the message about a NAME not in it.
+    """
     addresses: list[str] = []
     known_set = set(known)
     for name in names:
@@ -103,12 +108,12 @@ def resolve_names(names: Sequence[str], known: Sequence[str]) -> list[str]:
             if kind not in KINDS:
                 raise UsageError(f"{name!r}: the kind must be 'outgoing' or 'incoming'")
             if name not in known_set:
-                raise UsageError(f"no connection {name!r} in the config or the registry")
+                raise UsageError(f"no connection {name!r} {among}")
             addresses.append(name)
             continue
         matches = [a for a in sorted(known_set) if a.split("/", 1)[1] == name]
         if not matches:
-            raise UsageError(f"no connection named {name!r} in the config or the registry")
+            raise UsageError(f"no connection named {name!r} {among}")
         if len(matches) > 1:
             raise UsageError(
                 f"{name!r} is both {' and '.join(matches)}; say which, e.g. {matches[0]!r}"

@@ -113,6 +113,12 @@ def test_names_select_what_is_tested(district: District) -> None:
     assert "outgoing/locked" in by_address.stdout and "outgoing/good" not in by_address.stdout
     unknown = district.run("test", "nosuch")
     assert unknown.exit_code == 64
+    # In connections.d/ but not applied yet: tests check what is applied, and say so.
+    district.outgoing("newcomer", consumer_key="k")
+    pending = district.run("test", "newcomer")
+    assert pending.exit_code == 64
+    assert "'newcomer' applied in this stack" in pending.stderr
+    assert "run erelease apply first" in pending.stderr
     assert "nosuch" in unknown.stderr
 
 
