@@ -21,8 +21,15 @@ from erelease.errors import UsageError
     type=click.IntRange(min=1),
     help="Serving processes sharing the port (one core each).",
 )
+@click.option(
+    "--forwarded-allow-ips",
+    metavar="IPS",
+    help="Reverse proxies (comma-separated addresses, or '*') whose X-Forwarded-For is "
+    "trusted: throttling and the record of disclosures then see the provider's address. "
+    "Default: trust none.",
+)
 @click.pass_obj
-def serve(ctx: Ctx, host: str, port: int, workers: int) -> int:
+def serve(ctx: Ctx, host: str, port: int, workers: int, forwarded_allow_ips: str | None) -> int:
     """Answer the Token URL and eTranscripts URL of incoming connections.
 
     Reads connections and tokens from the registry, so every replica (and every
@@ -31,7 +38,14 @@ def serve(ctx: Ctx, host: str, port: int, workers: int) -> int:
     from erelease.serve import run_server
 
     with ctx.workspace() as ws:
-        run_server(settings=ws.settings, store=ws.store, host=host, port=port, workers=workers)
+        run_server(
+            settings=ws.settings,
+            store=ws.store,
+            host=host,
+            port=port,
+            workers=workers,
+            forwarded_allow_ips=forwarded_allow_ips or None,
+        )
     return 0
 
 

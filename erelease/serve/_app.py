@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -130,7 +131,9 @@ def create_app(
     An SQLite registry's WAL is checkpointed every ``checkpoint_interval``
     seconds on a thread (0: by commits, as SQLite does by default).
     """
-    base = settings.base_path
+    # The ASGI scope's path is percent-decoded (ASGI spec, HTTP connection scope), so
+    # a base URL path like /my%20district is matched as "/my district".
+    base = unquote(settings.base_path)
     transcripts = f"{base}/api/campus/transcript/eTranscripts"
     openapi = openapi_document(settings.base_url)
 

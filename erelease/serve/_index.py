@@ -5,7 +5,10 @@ from the files' own ``TransmissionData/DocumentID``. It is never joined to a
 path, so ``../../etc/passwd`` (plain or percent-encoded) can only miss the
 dict. The directory is rescanned when its modification time changes (a file
 added, removed or renamed); a file edited in place is re-checked when it is
-served, since editing does not touch the directory.
+served, since editing does not touch the directory. A file that was skipped
+(often one caught half-written by the export job that fills the directory) is
+watched too: when its size or modification time moves, the directory is
+rescanned, so it appears once it is complete.
 
 Listing is keyset-paginated on ``(createdDateTime, documentId)``: a cursor is
 the last key of a page, so pages stay consistent while files come and go.
@@ -60,7 +63,8 @@ def decode_cursor(text: str) -> tuple[datetime, str]:
     if len(text) > 512:
         raise BadCursor("cursor is too long")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        # validate: a cursor with characters added is tampered with, not "close enough"
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
         created, document_id = json.loads(raw)
         moment = datetime.fromisoformat(created)
     except (ValueError, TypeError) as exc:
@@ -83,10 +87,12 @@ class TranscriptIndex:
         self._sorted: list[IndexedTranscript] = []
         self._keys: list[tuple[datetime, str]] = []
         self._warned_missing = False
+        #: files skipped at the last scan: path -> (mtime_ns, size) when skipped
+        self._skipped: dict[Path, tuple[int, int]] = {}
 
     # -- building ------------------------------------------------------------
     def refresh(self) -> None:
-        """Rescan if the directory's modification time moved since the last scan."""
+        """Rescan if the directory's modification time moved, or a skipped file changed."""
         try:
             mtime = os.stat(self.directory).st_mtime_ns
         except OSError:
@@ -100,13 +106,24 @@ class TranscriptIndex:
             self._replace([])
             return
         self._warned_missing = False
-        if mtime != self._dir_mtime:
+        if mtime != self._dir_mtime or self._skipped_changed():
             self._dir_mtime = mtime
             self._scan()
+
+    def _skipped_changed(self) -> bool:
+        for path, signature in self._skipped.items():
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # gone: the directory's own mtime says so
+            if (stat.st_mtime_ns, stat.st_size) != signature:
+                return True
+        return False
 
     def _scan(self) -> None:
         entries: list[IndexedTranscript] = []
         seen: dict[str, Path] = {}
+        self._skipped = {}
         try:
             names = sorted(os.listdir(self.directory))
         except OSError:
@@ -115,7 +132,8 @@ class TranscriptIndex:
         for name in names:
             if not name.endswith(_SUFFIXES) or name.startswith("."):
                 continue
-            entry = self._load(self.directory / name)
+            path = self.directory / name
+            entry = self._load(path)
             if entry is None:
                 continue
             other = seen.get(entry.info.document_id)
@@ -126,6 +144,7 @@ class TranscriptIndex:
                     entry.info.document_id,
                     other.name,
                 )
+                self._skipped[path] = (entry.mtime_ns, entry.size)
                 continue
             seen[entry.info.document_id] = entry.path
             entries.append(entry)
@@ -137,12 +156,14 @@ class TranscriptIndex:
         self._keys = [e.key for e in self._sorted]
         self._by_id = {e.info.document_id: e for e in self._sorted}
 
-    @staticmethod
-    def _load(path: Path) -> IndexedTranscript | None:
+    def _load(self, path: Path) -> IndexedTranscript | None:
+        """The file's index entry, or None (a usable file's skip is watched, see refresh)."""
         try:
             stat = path.stat()
             if not path.is_file():
                 return None
+            # taken before reading: a write that lands after it moves it again
+            self._skipped[path] = (stat.st_mtime_ns, stat.st_size)
             if stat.st_size > MAX_FILE_BYTES:
                 log.warning(
                     "skipping transcript %s: larger than %d bytes", path.name, MAX_FILE_BYTES
@@ -157,6 +178,7 @@ class TranscriptIndex:
         except TranscriptRejected as exc:
             log.warning("skipping transcript %s: %s", path.name, exc)
             return None
+        del self._skipped[path]
         return IndexedTranscript(info=info, path=path, mtime_ns=stat.st_mtime_ns, size=len(data))
 
     # -- reading -------------------------------------------------------------

@@ -29,13 +29,22 @@ _OAUTH_ERROR = {
 }
 
 
-def _err(description: str, *headers: str) -> dict[str, Any]:
+#: RFC 6750 §3: a 400 carries a challenge only when the token itself was malformed.
+_MAYBE_CHALLENGE = {
+    "description": "Present when the bearer token is malformed (RFC 6750 §3.1 invalid_request).",
+    "schema": {"type": "string"},
+}
+
+
+def _err(description: str, *headers: str, optional: dict[str, Any] | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
-    if headers:
-        response["headers"] = {h: {"$ref": f"#/components/headers/{h}"} for h in headers}
+    described: dict[str, Any] = {h: {"$ref": f"#/components/headers/{h}"} for h in headers}
+    described.update(copy.deepcopy(optional or {}))  # shared objects would be YAML anchors
+    if described:
+        response["headers"] = described
     return response
 
 
@@ -99,9 +108,14 @@ _LIST_PATH: dict[str, Any] = {
             {
                 "name": "since",
                 "in": "query",
-                "description": "Only transcripts created at or after this ISO 8601 time "
-                "(a time without an offset is UTC).",
-                "schema": {"type": "string", "format": "date-time"},
+                "description": "Only transcripts created at or after this ISO 8601 date "
+                "(2025-03-01, midnight UTC) or date-time (a time without an offset is UTC).",
+                "schema": {
+                    "anyOf": [
+                        {"type": "string", "format": "date-time"},
+                        {"type": "string", "format": "date"},
+                    ]
+                },
             },
             {
                 "name": "cursor",
@@ -121,7 +135,10 @@ _LIST_PATH: dict[str, Any] = {
                 "description": "One page, ordered by createdDateTime then documentId.",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Page"}}},
             },
-            "400": _err("A bad since, limit or cursor, or a malformed token.", "WWW-Authenticate"),
+            "400": _err(
+                "A bad since, limit or cursor, or a malformed token.",
+                optional={"WWW-Authenticate": _MAYBE_CHALLENGE},
+            ),
             "401": _err("No token, or an invalid, expired or revoked one.", "WWW-Authenticate"),
             "503": _err("The registry cannot be reached.", "Retry-After"),
         },
@@ -147,7 +164,7 @@ _DOCUMENT_PATH: dict[str, Any] = {
                 "description": "The PESC High School Transcript XML.",
                 "content": {"application/xml": {"schema": {"type": "string"}}},
             },
-            "400": _err("A malformed token.", "WWW-Authenticate"),
+            "400": _err("A malformed token.", optional={"WWW-Authenticate": _MAYBE_CHALLENGE}),
             "401": _err("No token, or an invalid, expired or revoked one.", "WWW-Authenticate"),
             "404": _err("No transcript has that documentId."),
             "503": _err("The registry cannot be reached.", "Retry-After"),
@@ -196,9 +213,21 @@ _DOCUMENT: dict[str, Any] = {
             "bearer": {"type": "http", "scheme": "bearer"},
         },
         "headers": {
-            "WWW-Authenticate": {"schema": {"type": "string"}},
-            "Retry-After": {"schema": {"type": "integer"}},
-            "Cache-Control": {"schema": {"type": "string", "const": "no-store"}},
+            "WWW-Authenticate": {
+                "description": "The challenge (RFC 6749 §5.2 Basic, RFC 6750 §3 Bearer).",
+                "required": True,
+                "schema": {"type": "string"},
+            },
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "required": True,
+                "schema": {"type": "integer"},
+            },
+            "Cache-Control": {
+                "description": "RFC 6749 §5.1: tokens are never cached.",
+                "required": True,
+                "schema": {"type": "string", "const": "no-store"},
+            },
         },
         "schemas": {
             "Error": _OAUTH_ERROR,

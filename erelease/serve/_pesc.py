@@ -65,7 +65,11 @@ def parse_datetime(text: str) -> datetime:
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+05:00 or 9999-12-31T23:59-05:00: no such moment in UTC
+        raise ValueError("not a representable date-time") from None
 
 
 def _local(name: str) -> str:

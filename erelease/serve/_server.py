@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+from erelease.errors import ErelaseError
 from erelease.serve._app import create_app
 from erelease.serve._logging import log_config
 from erelease.serve._workers import run_workers
@@ -95,12 +96,29 @@ def run_server(
         settings.base_path or "/",
         workers,
     )
-    if workers > 1:
-        run_workers(config, workers)
-        return
-    server = uvicorn.Server(config)
-    with _sigterm_returns():
-        server.run()
+    with _startup_failure_is_an_error(host, port):
+        if workers > 1:
+            run_workers(config, workers)
+            return
+        server = uvicorn.Server(config)
+        with _sigterm_returns():
+            server.run()
+
+
+@contextlib.contextmanager
+def _startup_failure_is_an_error(host: str, port: int) -> Iterator[None]:
+    """uvicorn ends a failed start (port in use, bad address, lifespan error) with
+    ``sys.exit(3)``; 3 means "a connectivity test failed" to erelease's callers
+    (SPEC §3.1), so it becomes the one-line error of exit code 1."""
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            raise
+        raise ErelaseError(
+            f"erelease serve could not start on {host}:{port}",
+            hint="the log above says why, for example that the address is already in use",
+        ) from None
 
 
 @contextlib.contextmanager

@@ -5,10 +5,11 @@ credentials safe; it keeps a misconfigured or hostile caller from turning the
 token endpoint into a load generator against the registry, and makes a
 credential-stuffing attempt visible (429s in the access log).
 
-Keys are ``client:<id>`` and ``addr:<ip>``. Memory is bounded: each key keeps
-at most ``limit`` timestamps, and at most ``max_keys`` keys are kept (least
-recently failed dropped first), so a flood of random client IDs costs a fixed
-amount of memory. State is per process: each replica throttles on its own.
+Keys are ``client:<id>`` and ``addr:<ip>`` (an IPv6 peer by its /64). Memory
+is bounded: each key keeps at most ``limit`` timestamps, and at most
+``max_keys`` keys are kept (least recently failed dropped first), so a flood
+of random client IDs costs a fixed amount of memory. State is per process:
+each replica throttles on its own.
 """
 
 from __future__ import annotations

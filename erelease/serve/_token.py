@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 import json
 import re
 import secrets
@@ -122,7 +123,7 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> list[str]:
 async def _read_body(receive: Receive, declared: str | None) -> bytes:
     """The request body, refusing more than MAX_BODY_BYTES without buffering it."""
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise _OAuthError("invalid_request", "Content-Length is not a number")
         if int(declared) > MAX_BODY_BYTES:
             raise _OAuthError(
@@ -222,6 +223,24 @@ def _client_credentials(
     return body_id, (body_secret,)
 
 
+def _addr_key(host: str) -> str:
+    """The throttling key of a peer: its IPv4 address, or the /64 of an IPv6 one.
+
+    An IPv6 end site holds at least a whole /64 (RFC 6177; the low 64 bits are
+    the interface ID, RFC 4291 §2.5.1), so counting each /128 apart would let
+    a single caller step around the limit by changing addresses.
+    """
+    if ":" not in host:
+        return "addr:" + host
+    try:
+        address = ipaddress.IPv6Address(host.split("%", 1)[0])
+    except ValueError:
+        return "addr:" + host
+    if address.ipv4_mapped is not None:
+        return "addr:" + str(address.ipv4_mapped)
+    return "addr:" + str(ipaddress.IPv6Network((address, 64), strict=False))
+
+
 def _authenticate(
     ctx: ServeContext, client_id: str, candidates: tuple[str, ...], app_name: str
 ) -> tuple[str, str]:
@@ -258,7 +277,7 @@ class TokenEndpoint:
         ctx = self.ctx
         now = ctx.clock()
         peer = scope.get("client")
-        addr_key = "addr:" + (peer[0] if peer else "")
+        addr_key = _addr_key(peer[0] if peer else "")
         wait = ctx.addr_throttle.retry_after(addr_key, now=now)
         if wait:
             await _too_many(send, wait)

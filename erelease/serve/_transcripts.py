@@ -97,9 +97,14 @@ def _authorize(request: Request, ctx: ServeContext) -> TokenRecord:
 def _limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isdigit() or int(raw) < 1:
+    # isdigit alone admits "²" and other Unicode digits that int() refuses
+    if not (raw.isascii() and raw.isdigit()):
         raise ValueError("limit must be a positive integer")
-    return min(int(raw), MAX_LIMIT)
+    digits = raw.lstrip("0")
+    if not digits:
+        raise ValueError("limit must be a positive integer")
+    # thousands of digits would make int() refuse too; anything that long is "a lot"
+    return MAX_LIMIT if len(digits) > 6 else min(int(digits), MAX_LIMIT)
 
 
 def _since(raw: str | None) -> datetime | None:

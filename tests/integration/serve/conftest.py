@@ -155,12 +155,26 @@ def make_settings(
 class LiveServer:
     """uvicorn on a loopback port, in a thread, with its own store connection."""
 
-    def __init__(self, *, settings: Settings, store: StateStore, port: int, **app_kw: Any) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: StateStore,
+        port: int,
+        forwarded_allow_ips: str | None = None,
+        **app_kw: Any,
+    ) -> None:
         self.port = port
         self.origin = f"http://127.0.0.1:{port}"
         self.base_url = settings.base_url
         self.app = create_app(settings=settings, store=store, **app_kw)
-        config = build_config(app=self.app, host="127.0.0.1", port=port, configure_logging=False)
+        config = build_config(
+            app=self.app,
+            host="127.0.0.1",
+            port=port,
+            forwarded_allow_ips=forwarded_allow_ips,
+            configure_logging=False,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -178,6 +178,11 @@ def test_since_and_cursor_combine(
         {"cursor": "not-a-cursor"},
         {"cursor": "W10"},  # base64 of [] : decodes, but is no key
         {"cursor": "x" * 1000},
+        # valid ISO 8601 that no UTC time can hold: was a 500
+        {"since": "0001-01-01T00:00:00+05:00"},
+        {"since": "9999-12-31T23:59:59-05:00"},
+        {"limit": "\u00b2"},  # a Unicode digit: str.isdigit() says yes, int() says no
+        {"limit": "\u0661"},  # ARABIC-INDIC DIGIT ONE
     ],
 )
 def test_bad_list_parameters(
@@ -185,13 +190,29 @@ def test_bad_list_parameters(
 ) -> None:
     response = listing(http, server, bearer, **params)
     assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request"
+    body = response.json()
+    assert body["error"] == "invalid_request"
+    assert "int()" not in body["error_description"]  # our words, not Python's
+
+
+def test_tampered_cursor_is_refused(
+    http: httpx.Client, server: LiveServer, bearer: dict[str, str]
+) -> None:
+    cursor = listing(http, server, bearer, limit=1).json()["next"]
+    assert listing(http, server, bearer, cursor=cursor).status_code == 200
+    for tampered in (cursor + "\x00", cursor + "!", "*" + cursor, cursor[:-2] + "~~"):
+        response = listing(http, server, bearer, cursor=tampered)
+        assert response.status_code == 400, tampered
+        assert response.json()["error"] == "invalid_request"
 
 
 def test_large_limit_is_capped(
     http: httpx.Client, server: LiveServer, bearer: dict[str, str]
 ) -> None:
     assert len(listing(http, server, bearer, limit=100000).json()["items"]) == 3
+    # more digits than int() accepts by default (4300) is still just "a lot"
+    assert len(listing(http, server, bearer, limit="9" * 5000).json()["items"]) == 3
+    assert listing(http, server, bearer, limit="0001").json()["next"] is not None
 
 
 # -- download and disclosures --------------------------------------------------

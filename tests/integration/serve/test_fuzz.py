@@ -1,12 +1,15 @@
 """Property tests of the endpoints against their OpenAPI description.
 
 Whatever a caller sends, the server answers with a status the description
-lists for that operation, a JSON error from the RFC 6749/6750 vocabulary, and
-never a 5xx; nothing but the seeded credentials or a token gets a 200.
+lists for that operation, a JSON body valid against the schema the
+description gives for that status, the headers it names, an error from the
+RFC 6749/6750 vocabulary, and never a 5xx; nothing but the seeded credentials
+or a token gets a 200.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +17,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from erelease.serve import openapi_document
 from tests.integration.serve.conftest import Client, LiveServer, Registry, get_token
@@ -54,6 +58,38 @@ def documented(path: str, method: str, status: int) -> bool:
     return str(status) in DOC["paths"][path][method]["responses"]
 
 
+def resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` (``#/components/...``) of the description."""
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    target: dict[str, Any] = DOC
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return target
+
+
+def conforms(path: str, method: str, response: httpx.Response) -> None:
+    """The response is one the description lists: status, headers and JSON body schema."""
+    described = DOC["paths"][path][method]["responses"].get(str(response.status_code))
+    assert described is not None, f"{response.status_code} is not described: {response.text}"
+    for header, spec in described.get("headers", {}).items():
+        spec = resolve(spec)
+        value = response.headers.get(header)
+        if spec.get("required"):
+            assert value is not None, f"{header} missing on {response.status_code}"
+        if value is not None:
+            Draft202012Validator(spec["schema"]).validate(
+                int(value) if spec["schema"].get("type") == "integer" else value
+            )
+    media = response.headers.get("content-type", "").split(";")[0]
+    assert media in described.get("content", {}), f"{media} is not described"
+    if media == "application/json":
+        # "#/components/..." references resolve against a root that holds the components
+        schema = {**described["content"][media]["schema"], "components": DOC["components"]}
+        Draft202012Validator(schema).validate(response.json())
+
+
 def check_error(response: httpx.Response) -> None:
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
@@ -92,7 +128,7 @@ def test_token_endpoint_answers_within_its_description(
     content = raw if raw is not None else httpx.QueryParams(form).__str__().encode()
     response = http.post(server.token_url, params=params, content=content, headers=headers)
     check_error(response)
-    assert documented("/oauth2/token", "post", response.status_code)
+    conforms("/oauth2/token", "post", response)
     if response.status_code == 200:
         # only possible with the seeded secret in the body
         assert form.get("client_secret") == SECRET and form.get("client_id") == CLIENT_ID
@@ -116,15 +152,28 @@ def test_listing_refuses_every_made_up_credential(
     headers = {"Authorization": authorization} if authorization is not None else {}
     response = http.get(server.transcripts_url, headers=headers)
     check_error(response)
+    conforms("/api/campus/transcript/eTranscripts", "get", response)
     assert response.status_code in (400, 401)
     assert response.headers["www-authenticate"].startswith('Bearer realm="erelease"')
+
+
+# any ISO 8601 date-time with any offset, the edges of the calendar included
+iso_times = st.builds(
+    lambda moment, minutes: moment.replace(tzinfo=timezone(timedelta(minutes=minutes))).isoformat(),
+    st.datetimes()
+    | st.datetimes(max_value=datetime(1, 1, 2))
+    | st.datetimes(min_value=datetime(9999, 12, 30)),
+    st.integers(-23 * 60 - 59, 23 * 60 + 59),
+)
 
 
 @FUZZ
 @given(
     params=st.dictionaries(
         st.sampled_from(["since", "limit", "cursor", "other"]),
-        st.text(max_size=40) | st.sampled_from(["2025-02-01", "1", "500", "2025-01-01T00:00:00Z"]),
+        st.text(max_size=40)
+        | st.sampled_from(["2025-02-01", "1", "500", "2025-01-01T00:00:00Z"])
+        | iso_times,
         max_size=3,
     )
 )
@@ -134,7 +183,7 @@ def test_listing_parameters_answer_200_or_400(
     response = http.get(server.transcripts_url, params=params, headers=bearer)
     check_error(response)
     assert response.status_code in (200, 400)
-    assert documented("/api/campus/transcript/eTranscripts", "get", response.status_code)
+    conforms("/api/campus/transcript/eTranscripts", "get", response)
     if response.status_code == 200:
         body = response.json()
         assert set(body) == {"items", "next"}
@@ -157,8 +206,6 @@ def test_any_document_id_is_a_key_lookup(
     response = http.get(url, headers=bearer)
     check_error(response)
     assert response.status_code in (200, 404)
-    assert documented(
-        "/api/campus/transcript/eTranscripts/{documentId}", "get", response.status_code
-    )
+    conforms("/api/campus/transcript/eTranscripts/{documentId}", "get", response)
     if response.status_code == 200:
         assert b"HighSchoolTranscript" in response.content

@@ -356,6 +356,30 @@ def test_failures_per_client_are_throttled(
     assert fine.status_code == 200
 
 
+def test_an_ipv6_caller_is_counted_by_its_64(
+    http: httpx.Client, start_server: Callable[..., LiveServer], client: Client
+) -> None:
+    # The peer address comes from a trusted proxy's X-Forwarded-For, as in production.
+    server = start_server(
+        addr_failure_limit=2, client_failure_limit=100, forwarded_allow_ips="127.0.0.1"
+    )
+    bad = {"Authorization": basic("UnknownClient123", "nope")}
+
+    def attempt(peer: str, headers: dict[str, str]) -> int:
+        return post(
+            http, server, data=FORM, headers={**headers, "X-Forwarded-For": peer}
+        ).status_code
+
+    assert attempt("2001:db8:1:2::1", bad) == 401
+    assert attempt("2001:db8:1:2:ffff::2", bad) == 401
+    # a third address of the same /64 is the same caller
+    good = {"Authorization": basic(client.client_id, client.secret)}
+    assert attempt("2001:db8:1:2::3", good) == 429
+    # another /64, and an IPv4 peer, are not
+    assert attempt("2001:db8:1:3::1", good) == 200
+    assert attempt("192.0.2.10", good) == 200
+
+
 def test_throttle_window_slides(
     http: httpx.Client, start_server: Callable[..., LiveServer], client: Client
 ) -> None:

@@ -83,6 +83,8 @@ def test_since_is_a_time_not_a_string(store: StateStore, since: str, count: int)
 def test_bad_since_or_format_is_a_usage_error(store: StateStore) -> None:
     with pytest.raises(UsageError, match="ISO 8601"):
         export_disclosures(store=store, stack=STACK, since="last week", fmt="csv")
+    with pytest.raises(UsageError, match="ISO 8601"):  # no such moment in UTC
+        export_disclosures(store=store, stack=STACK, since="0001-01-01T00:00+05:00", fmt="csv")
     with pytest.raises(UsageError, match="csv or json"):
         export_disclosures(store=store, stack=STACK, since=None, fmt="xml")
 

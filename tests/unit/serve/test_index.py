@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from erelease.serve import _index
-from erelease.serve._index import BadCursor, IndexedTranscript, TranscriptIndex
+from erelease.serve._index import BadCursor, IndexedTranscript, TranscriptIndex, encode_cursor
 from erelease.serve._pesc import TranscriptInfo
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "transcripts"
@@ -62,6 +62,8 @@ def test_malformed_and_foreign_files_are_skipped_with_a_warning(
     (folder / "notes.txt").write_text(pesc("TXT", "2025-01-01"))
     (folder / ".hidden.xml").write_text(pesc("HIDDEN", "2025-01-01"))
     (folder / "subdir.xml").mkdir()
+    # valid ISO 8601, but before 0001-01-01 in UTC: skipped, not a crash of the whole scan
+    (folder / "year1.xml").write_text(pesc("YEAR1", "0001-01-01T00:00:00+05:00"))
     with caplog.at_level(logging.WARNING, logger="erelease.serve"):
         index = TranscriptIndex(folder)
         index.refresh()
@@ -69,6 +71,7 @@ def test_malformed_and_foreign_files_are_skipped_with_a_warning(
     warned = caplog.text
     assert "broken.xml" in warned and "not well-formed" in warned
     assert "dtd.xml" in warned and "DTD" in warned
+    assert "year1.xml" in warned and "CreatedDateTime" in warned
     assert "notes.txt" not in warned
 
 
@@ -108,6 +111,36 @@ def test_rescans_when_the_directory_changes(folder: Path) -> None:
     assert index.read("HST-2025-000417") is None
 
 
+def test_a_file_caught_half_written_is_indexed_once_complete(folder: Path) -> None:
+    # An export job writes in place: the directory changes when the file is created,
+    # not when the last bytes land, so the skipped file itself must be watched.
+    whole = pesc("LATE-1", "2026-01-01T00:00:00Z")
+    path = folder / "late.xml"
+    path.write_text(whole[: len(whole) // 2])
+    index = TranscriptIndex(folder)
+    index.refresh()
+    assert ids(index) == DOCS
+    directory_mtime = os.stat(folder).st_mtime_ns
+    with path.open("a") as rest:
+        rest.write(whole[len(whole) // 2 :])
+    assert os.stat(folder).st_mtime_ns == directory_mtime
+    index.refresh()
+    assert ids(index) == [*DOCS, "LATE-1"]
+    assert index.read("LATE-1") is not None
+
+
+def test_a_duplicate_edited_to_its_own_id_is_indexed(folder: Path) -> None:
+    source = (folder / "hst-2025-000417-okafor.xml").read_bytes()
+    copy = folder / "zz-copy.xml"
+    copy.write_bytes(source)
+    index = TranscriptIndex(folder)
+    index.refresh()
+    assert ids(index) == DOCS
+    copy.write_bytes(source.replace(b"HST-2025-000417", b"HST-2025-000999-B"))
+    index.refresh()
+    assert "HST-2025-000999-B" in ids(index)
+
+
 def test_a_file_edited_in_place_is_rechecked_when_served(folder: Path) -> None:
     index = TranscriptIndex(folder)
     index.refresh()
@@ -141,7 +174,25 @@ def test_request_strings_never_become_paths(folder: Path) -> None:
         assert index.read(attempt) is None
 
 
-@pytest.mark.parametrize("cursor", ["", "!!!", "W10", "WyJ4IiwieSJd", "x" * 600, "bnVsbA"])
+def _issued_cursor() -> str:
+    return encode_cursor((datetime(2025, 1, 1, tzinfo=UTC), "HST-1"))
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "!!!",
+        "W10",
+        "WyJ4IiwieSJd",
+        "x" * 600,
+        "bnVsbA",
+        # an issued cursor with bytes added: base64 decoders that skip junk would take it
+        _issued_cursor() + "\x00",
+        _issued_cursor() + "!",
+        "!" + _issued_cursor(),
+    ],
+)
 def test_bad_cursors(folder: Path, cursor: str) -> None:
     index = TranscriptIndex(folder)
     index.refresh()

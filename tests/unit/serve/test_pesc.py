@@ -128,6 +128,13 @@ def test_dtds_and_entities_are_refused(data: bytes) -> None:
             "DocumentID",
         ),
         (b"\xff\xfe<x/>", "well-formed"),
+        (
+            transcript(
+                "<DocumentID>D</DocumentID>"
+                "<CreatedDateTime>0001-01-01T00:00:00+05:00</CreatedDateTime>"
+            ),
+            "CreatedDateTime",
+        ),
     ],
     ids=[
         "empty",
@@ -139,6 +146,7 @@ def test_dtds_and_entities_are_refused(data: bytes) -> None:
         "bad-date",
         "long-id",
         "junk",
+        "date-before-year-1-in-utc",
     ],
 )
 def test_malformed_files_are_rejected_with_a_reason(data: bytes, why: str) -> None:
@@ -152,6 +160,8 @@ def test_parse_datetime() -> None:
     assert (
         format_utc(parse_datetime("2025-01-02T03:04:05.250+01:00")) == "2025-01-02T02:04:05.250000Z"
     )
-    for bad in ("", "yesterday", "2025-13-01", "x" * 100):
+    # the last two are valid ISO 8601 but outside what UTC can represent
+    overflow = ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00")
+    for bad in ("", "yesterday", "2025-13-01", "x" * 100, *overflow):
         with pytest.raises(ValueError):
             parse_datetime(bad)
