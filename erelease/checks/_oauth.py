@@ -24,7 +24,7 @@ from urllib.parse import quote_plus, urlsplit
 
 import httpx
 
-from erelease.checks._outcome import CheckFailure, sanitize
+from erelease.checks._outcome import CheckFailure, redact, sanitize
 from erelease.checks._retry import parse_retry_after
 from erelease.model import Secret
 
@@ -147,15 +147,39 @@ def parse_token_reply(
 
     ``where`` names the endpoint in messages, e.g. ``"token endpoint at
     vendor.example"``. The token is returned wrapped so it cannot be printed.
+    A reply that fails can still carry tokens (an error body holding an
+    ``access_token``, a ``token_type`` or ``error_description`` quoting one):
+    they are redacted from the failure's message, which is printed and stored.
     """
     data = reply.json_object()
+    try:
+        return _read_token_reply(reply, data, where, client_words)
+    except CheckFailure as failure:
+        issued = [data.get(k) for k in _TOKEN_FIELDS] if data is not None else []
+        raise failure.with_message(
+            redact(failure.message, [v for v in issued if isinstance(v, str)])
+        ) from None
+
+
+#: Fields of a token reply (RFC 6749 §5.1, OpenID Connect) that hold credentials.
+_TOKEN_FIELDS = ("access_token", "refresh_token", "id_token")
+
+
+def _read_token_reply(
+    reply: Reply, data: dict[str, Any] | None, where: str, client_words: str
+) -> Secret:
     if reply.status == 200 and data is not None and "access_token" in data:
         token = data.get("access_token")
         if not isinstance(token, str) or not token:
             raise CheckFailure("bad_response", f"the {where} returned an empty access_token")
         token_type = data.get("token_type")
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
-            shown = sanitize(token_type, 40) if isinstance(token_type, str) else "missing"
+            # redacted before the cut, which would leave a prefix no redaction matches
+            shown = (
+                sanitize(redact(token_type, [token]), 40)
+                if isinstance(token_type, str)
+                else "missing"
+            )
             raise CheckFailure(
                 "bad_response",
                 f"the {where} returned token_type {shown!r}; a Bearer token is required (RFC 6750)",

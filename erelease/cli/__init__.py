@@ -8,6 +8,7 @@ anything unexpected into exit 70 with the traceback written to a log file
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any, NoReturn
 
@@ -63,7 +64,8 @@ class ErelaseGroup(click.Group):
     "config_dir",
     default=".",
     metavar="DIR",
-    help="Config directory holding erelease.yaml and connections.d/ (default: .).",
+    help="Config directory holding erelease.yaml and connections.d/ (default: .). "
+    "File arguments (PATH, --out, PLANFILE) stay relative to the current directory.",
 )
 @click.option("--state", "state", metavar="URL", help="State store URL (overrides settings).")
 @click.option("--no-color", is_flag=True, help="Never colour output (also: NO_COLOR).")
@@ -93,6 +95,15 @@ def _register() -> None:
 _register()
 
 
+def _interrupt(_signum: int, _frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
 def main() -> NoReturn:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    SIGTERM (a cancelled CI job, ``kill``) ends like Ctrl-C: locks and
+    transactions unwind, one line, exit 130, instead of a silent death.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
     cli.main()

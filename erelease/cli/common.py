@@ -21,6 +21,7 @@ from erelease.errors import EXIT_INTERNAL, ConfigError, ErelaseError, UsageError
 from erelease.model import CheckResult
 from erelease.render.style import Style, want_colour
 from erelease.settings import Settings, parse_duration
+from erelease.state._common import mask_url
 
 __all__ = [
     "CONTEXT_SETTINGS",
@@ -54,13 +55,27 @@ class Ctx:
         logging.basicConfig(
             level=level, stream=sys.stderr, format="erelease: %(levelname)s: %(message)s"
         )
+        # httpcore's debug trace prints every response header verbatim: a vendor's
+        # Set-Cookie, or its echo of the Authorization header it was sent (-vv).
+        logging.getLogger("httpcore").setLevel(max(level, logging.INFO))
         return cls(config_dir=path, state=state, no_color=no_color, verbose=verbose)
 
     def settings(self) -> Settings:
         return load_settings(self.config_dir, state=self.state)
 
     def workspace(self) -> Workspace:
-        return Workspace(self.settings())
+        settings = self.settings()
+        logging.getLogger("erelease.cli").info(
+            "stack %s: config directory %s, state store %s, Vault %s",
+            settings.stack,
+            settings.config_dir,
+            mask_url(settings.state_url()),
+            settings.vault.address
+            or os.environ.get("BAO_ADDR")
+            or os.environ.get("VAULT_ADDR")
+            or "(no address set)",
+        )
+        return Workspace(settings)
 
     def style(self, *, err: bool = False) -> Style:
         stream = sys.stderr if err else sys.stdout
@@ -78,14 +93,25 @@ def format_option(*choices: str) -> Callable[[F], F]:
     )
 
 
-def duration_option(name: str, *, default: str | None, help: str) -> Callable[[F], F]:
+def duration_option(
+    name: str, *, default: str | None, help: str, positive: bool = False
+) -> Callable[[F], F]:
+    """A DURATION option (``10s``, ``500ms``, ``1m``); a bad one is a usage error (exit 64).
+
+    ``positive`` refuses zero: a time limit of 0s would fail every test.
+    """
+
     def convert(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
         if value is None:
             return None
         try:
-            return parse_duration(value, what=name)
+            seconds = parse_duration(value, what=name)
         except UsageError as exc:
-            raise click.BadParameter(exc.message) from None
+            # click already names the option: "Invalid value for '--timeout': ..."
+            raise click.BadParameter(exc.message.removeprefix(f"{name}: ")) from None
+        if positive and seconds <= 0:
+            raise click.BadParameter(f"must be more than 0s, got {value!r}")
+        return seconds
 
     return click.option(
         name, default=default, metavar="DURATION", callback=convert, help=help, show_default=True
@@ -166,3 +192,4 @@ class Progress:
         if self.enabled:
             sys.stderr.write("\r" + " " * 70 + "\r")
             sys.stderr.flush()
+            self.enabled = False  # cleared once, however many ways out call close()

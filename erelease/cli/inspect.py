@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 
 import click
@@ -27,12 +28,24 @@ from erelease.render.tables import (
     test_table,
 )
 
+log = logging.getLogger("erelease.cli")
+
 
 @click.command(name="test")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @format_option("text", "json")
-@click.option("--concurrency", type=click.IntRange(1, 1024), help="Tests run at once (default 32).")
-@duration_option("--timeout", default=None, help="Time limit of each test (default 10s).")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    metavar="N",
+    help="Tests run at once (default: tests.concurrency, 32).",
+)
+@duration_option(
+    "--timeout",
+    default=None,
+    positive=True,
+    help="Time limit of each test, e.g. 10s, 500ms, 1m (default: tests.timeout, 10s).",
+)
 @click.pass_obj
 def test_cmd(
     ctx: Ctx, names: tuple[str, ...], fmt: str, concurrency: int | None, timeout: float | None
@@ -47,6 +60,14 @@ def test_cmd(
             settings = replace(settings, timeout=timeout)
         records = read_registry(ws).records
         total = len(names) if names else len(records)
+        log.info(
+            "testing %s of stack %s: %d at once, %gs per test, %d retries",
+            " ".join(names) if names else f"all {total} applied connection(s)",
+            ws.stack,
+            settings.concurrency,
+            settings.timeout,
+            settings.retries,
+        )
         progress = Progress(total, label="testing", enabled=fmt == "text")
         try:
             results = run_connection_tests(ws, names=names, settings=settings, progress=progress)
@@ -117,7 +138,9 @@ def state_list_cmd(ctx: Ctx, fmt: str) -> int:
 
 @state.command(name="history")
 @format_option("text", "json")
-@click.option("--limit", type=click.IntRange(1), help="Show at most this many applies.")
+@click.option(
+    "--limit", type=click.IntRange(1), metavar="N", help="Show at most this many applies."
+)
 @click.pass_obj
 def state_history(ctx: Ctx, fmt: str, limit: int | None) -> int:
     """Show the applies that changed something, newest first."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ from erelease.model import CheckResult
 from erelease.render.data import result_dict
 from erelease.render.plan import plan_json, plan_markdown, plan_text
 from erelease.render.tables import test_table
+
+log = logging.getLogger("erelease.cli")
 
 
 def _render(ctx: Ctx, plan: Plan, fmt: str) -> str:
@@ -44,7 +47,13 @@ rotate_option = click.option(
 
 
 @click.command()
-@click.option("--out", "out", type=click.Path(path_type=Path), help="Save the plan (JSON) to FILE.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Save the plan (JSON, as --format json prints it) to FILE, for 'erelease apply FILE'.",
+)
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -75,8 +84,15 @@ def plan(
     """
     with ctx.workspace() as ws:
         result = make_plan(ws, targets=targets, rotate=rotate, allow_delete=allow_delete)
+    log.info(
+        "planned stack %s against serial %d: %s",
+        result.stack,
+        result.serial,
+        ", ".join(f"{n} {action}" for action, n in result.summary.items()),
+    )
     if out is not None:
         save_plan(result, out)
+        log.info("saved the plan to %s", out)
     click.echo(_render(ctx, result, fmt), nl=False)
     if fmt == "text" and result.summary["delete"] and not allow_delete:
         click.echo(
@@ -133,16 +149,34 @@ def apply_cmd(
     Without --auto-approve or a PLANFILE, asks for confirmation on a terminal
     and refuses to make changes without one (an unchanged config needs no
     approval). Exits 3 if a connectivity test failed.
+
+    --format json prints one object: format_version ("1"), applied (false when
+    nothing changed), serial (the registry's serial afterwards), plan (as
+    'erelease plan --format json' prints it) and results (as in 'erelease test
+    --format json'). Messages go to stderr, so stdout is only that object.
     """
     interactive = planfile is None and not auto_approve
     with ctx.workspace() as ws:
 
         def tests(addresses: Sequence[str]) -> list[CheckResult]:
+            # Called after the commit: the changes are applied whatever happens now.
+            log.info("applied; testing %d changed connection(s)", len(addresses))
             progress = Progress(len(addresses), label="testing", enabled=fmt == "text")
             try:
                 return run_connection_tests(ws, addresses=addresses, progress=progress)
+            except KeyboardInterrupt:
+                progress.close()
+                click.echo(
+                    "erelease: the changes were applied (see 'erelease state history'); "
+                    "the tests were interrupted: run 'erelease test' to check connectivity",
+                    err=True,
+                )
+                raise
             finally:
                 progress.close()
+
+        if lock_timeout:
+            log.info("waiting up to %gs for the lock of stack %s", lock_timeout, ws.stack)
 
         steps = Progress(0, label="applying", enabled=fmt == "text")
         try:
@@ -164,6 +198,7 @@ def apply_cmd(
         click.echo(
             json.dumps(
                 {
+                    "format_version": "1",
                     "applied": result.applied,
                     "serial": result.stack_info.serial if result.stack_info else 0,
                     "plan": plan_to_dict(result.plan),

@@ -12,13 +12,23 @@ from erelease.errors import UsageError
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, metavar="H", help="Address to listen on."
+)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    metavar="P",
+    help="TCP port to listen on.",
+)
 @click.option(
     "--workers",
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
+    metavar="N",
     help="Serving processes sharing the port (one core each).",
 )
 @click.option(
@@ -52,7 +62,12 @@ def serve(ctx: Ctx, host: str, port: int, workers: int, forwarded_allow_ips: str
 @click.command()
 @click.option("--since", metavar="TIME", help="Only disclosures at or after this ISO 8601 time.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="Output format.",
 )
 @click.pass_obj
 def disclosures(ctx: Ctx, since: str | None, fmt: str) -> int:
@@ -72,6 +87,7 @@ def disclosures(ctx: Ctx, since: str | None, fmt: str) -> int:
     "--out",
     "out",
     type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
     help="Write every schema as a file into DIR instead of printing.",
 )
 @click.pass_obj
