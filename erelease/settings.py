@@ -30,11 +30,14 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8080/campus"
 DEFAULT_STATE = "sqlite:///.erelease/state.db"
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+#: Go-style compound durations, as Terraform and Vault take them: 1h30m, 2m30s, 1m500ms.
+_COMPOUND_RE = re.compile(r"^\s*(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+\s*$")
+_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: object, *, what: str = "duration") -> float:
-    """``"10s"``, ``"1h"``, ``"250ms"``, ``"1.5m"`` or a number of seconds → seconds."""
+    """``"10s"``, ``"250ms"``, ``"1.5m"``, ``"1h30m"`` or a number of seconds → seconds."""
     if isinstance(value, bool):
         raise UsageError(f"{what}: expected a duration like 10s, 5m or 1h, got {value!r}")
     if isinstance(value, int | float):
@@ -42,9 +45,11 @@ def parse_duration(value: object, *, what: str = "duration") -> float:
             raise UsageError(f"{what}: must not be negative")
         return float(value)
     match = _DURATION_RE.match(str(value))
-    if match is None:
-        raise UsageError(f"{what}: expected a duration like 10s, 5m or 1h, got {value!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    if match is not None:
+        return float(match.group(1)) * _UNITS[match.group(2)]
+    if _COMPOUND_RE.match(str(value)):
+        return sum(float(n) * _UNITS[unit] for n, unit in _PART_RE.findall(str(value)))
+    raise UsageError(f"{what}: expected a duration like 10s, 5m or 1h, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def load_settings_file(path: Path) -> Mapping[str, Any]:
     return settings
 
 
-_DURATION_MESSAGE = "must be a duration like 250ms, 10s, 5m or 1h, or a number of seconds"
+_DURATION_MESSAGE = "must be a duration like 250ms, 10s, 5m, 1h or 1h30m, or a number of seconds"
 
 
 def _env_int(env_name: str, text: str, section: str, key: str) -> int:

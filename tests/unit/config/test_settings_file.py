@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from erelease.config import check_settings, load_settings, load_settings_file
-from erelease.errors import ConfigError
+from erelease.errors import ConfigError, UsageError
+from erelease.settings import parse_duration
 from tests.unit.config.conftest import SETTINGS, ConfigDir
 
 
@@ -37,8 +40,8 @@ def test_every_problem_with_its_position(config: ConfigDir) -> None:
     expected = [
         "erelease.yaml:1:8: error: stack: must be 1 to 100 letters, digits, '.', '_' or '-', "
         "starting with a letter or digit",
-        "erelease.yaml:3:12: error: tests.timeout: must be a duration like 250ms, 10s, 5m or "
-        "1h, or a number of seconds",
+        "erelease.yaml:3:12: error: tests.timeout: must be a duration like 250ms, 10s, 5m, "
+        "1h or 1h30m, or a number of seconds",
         "erelease.yaml:4:16: error: tests.concurrency: must be ≥ 1",
         "erelease.yaml:5:24: error: vault.auth.method: must be one of: auto, token, approle, "
         'jwt, kubernetes (not "magic")',
@@ -115,12 +118,12 @@ def test_environment_overrides_are_parsed(config: ConfigDir) -> None:
         (
             "ERELEASE_TESTS_TIMEOUT",
             "soon",
-            "must be a duration like 250ms, 10s, 5m or 1h, or a number of seconds",
+            "must be a duration like 250ms, 10s, 5m, 1h or 1h30m, or a number of seconds",
         ),
         (
             "ERELEASE_SERVE_TOKEN_TTL",
             "-1h",
-            "must be a duration like 250ms, 10s, 5m or 1h, or a number of seconds",
+            "must be a duration like 250ms, 10s, 5m, 1h or 1h30m, or a number of seconds",
         ),
     ],
 )
@@ -131,3 +134,22 @@ def test_a_bad_environment_override_is_a_config_error_naming_it(
         load_settings(config.root, environ={name: value})
     assert str(caught.value) == f"{name}: {message}"  # the value itself is never echoed
     assert caught.value.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("10s", 10.0), ("250ms", 0.25), ("1.5m", 90.0), ("1h30m", 5400.0), ("1m500ms", 60.5)],
+)
+def test_durations_simple_and_compound(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["1h30", "m", "1x", "", "1 h 30 m", "-1s"])
+def test_durations_that_are_refused(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_duration(text)
+
+
+def test_a_compound_duration_in_the_file_validates(tmp_path: Path) -> None:
+    (tmp_path / "erelease.yaml").write_text("tests: {timeout: 1m30s}\n", encoding="utf-8")
+    assert load_settings(tmp_path, environ={}).tests.timeout == 90.0
