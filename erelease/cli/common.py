@@ -82,6 +82,17 @@ class Ctx:
         return Style(colour=want_colour(stream, no_color=self.no_color))
 
 
+def echo_warnings(ws: Workspace) -> None:
+    """The config's warnings, on stderr (stdout may be a JSON or Markdown document).
+
+    A plan or apply goes ahead despite them, but the admin should see what
+    ``validate`` would have said, as Terraform shows its warnings with a plan.
+    """
+    for diagnostic in ws.config.diagnostics:
+        if diagnostic.severity == "warning":
+            click.echo(diagnostic.format(), err=True)
+
+
 def format_option(*choices: str) -> Callable[[F], F]:
     return click.option(
         "--format",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from erelease.cli.common import Ctx, Progress, duration_option, format_option
+from erelease.cli.common import Ctx, Progress, duration_option, echo_warnings, format_option
 from erelease.engine import Plan, apply, make_plan, run_connection_tests, save_plan
 from erelease.engine.planfile import plan_to_dict
 from erelease.errors import EXIT_CHANGES, CheckFailed, PlanError
@@ -84,6 +84,7 @@ def plan(
     """
     with ctx.workspace() as ws:
         result = make_plan(ws, targets=targets, rotate=rotate, allow_delete=allow_delete)
+        echo_warnings(ws)
     log.info(
         "planned stack %s against serial %d: %s",
         result.stack,
@@ -193,6 +194,7 @@ def apply_cmd(
             )
         finally:
             steps.close()
+        echo_warnings(ws)
     failed = [r for r in result.results if not r.ok]
     if fmt == "json":
         click.echo(

@@ -276,3 +276,16 @@ def test_migrate_to_a_relative_sqlite_path_lands_in_the_config_dir(
     assert moved.exit_code == 0, moved.stderr
     assert (district.path / "moved.db").is_file()
     assert not (elsewhere / "moved.db").exists()
+
+
+def test_plan_and_apply_show_config_warnings_on_stderr(district: District) -> None:
+    district.put_vendor_secret("legacy")
+    text = outgoing_yaml("legacy", district.mount, port=80, server="http://legacy.vendor.example")
+    district.write("legacy", text + "  allowInsecureHttp: true\n")
+    plan = district.run("plan", "--format", "json")
+    assert plan.exit_code == 0, plan.stderr
+    assert json.loads(plan.stdout)["summary"]["create"] == 1  # stdout stays one document
+    assert "legacy.yaml:8:15: warning: spec.authServer: uses http://" in plan.stderr
+    applied = district.run("apply", "--auto-approve", "--no-test")
+    assert applied.exit_code == 0, applied.stderr
+    assert "warning: spec.uploadServer: uses http://" in applied.stderr
