@@ -5,15 +5,18 @@ Ordering is what makes a crash harmless (SPEC §5.3):
 1. take the stack lock and re-plan (or prove a saved plan is still current);
 2. refuse deletes without ``--allow-delete`` and deletes of protected rows;
 3. write minted incoming credentials to Vault with check-and-set, and delete
-   the credentials of deleted incoming connections;
+   the credentials of deleted incoming connections (and those left at the old
+   path of moved ones);
 4. commit every registry change in one transaction (serial + 1, history row);
 5. mark what changed "not yet tested" (an old result describes old settings),
    then, unless ``--no-test``, test it.
 
 A crash after 3 and before 4 leaves Vault ahead of the registry. The next plan
 sees it and converges: a created connection finds credentials that erelease
-wrote for it (custom metadata says so) and adopts them; a rotated one sees a
-Vault version the registry does not know and rotates again.
+wrote for it (custom metadata says so, written before the data) and adopts
+them; a rotated one sees a Vault version the registry does not know and
+rotates again; a deleted or moved one finds its credentials gone and deletes
+or moves again.
 """
 
 from __future__ import annotations
@@ -199,6 +202,11 @@ def apply(
         if stack_info is None:
             stack_info = store.init_stack(stack=ws.stack)
         upserts, deletes, cleanup = _execute(ws, plan, records, on_change=on_change)
+        # Credentials left at a path the registry is about to forget go before the
+        # commit, like a delete's: after it, a crash would leave them behind for good,
+        # while before it the next plan still sees the old path and moves again.
+        for ref in cleanup:
+            ws.vault.delete_all(ref)
         new_info = store.commit(
             stack=ws.stack,
             expected_serial=plan.serial,
@@ -211,8 +219,6 @@ def apply(
             summary={k: v for k, v in plan.summary.items() if k != "noop"},
             changes=[(c.address, c.action) for c in plan.actionable()],
         )
-        for ref in cleanup:
-            ws.vault.delete_all(ref)
         if upserts:
             # A last test of the old settings says nothing about the new ones.
             try:
@@ -249,22 +255,45 @@ def _execute(
     deletes: list[tuple[str, str]] = []
     cleanup: list[SecretRef] = []
     actionable = plan.actionable()
+    released = _released_paths(actionable)
     for done, change in enumerate(actionable):
         if on_change is not None:
             on_change(done, len(actionable))  # progress: done so far, of how many
         if change.action == "delete":
             record = change.record
             assert record is not None
-            if record.kind == INCOMING and record.spec.get("credentials"):
+            uri = record.spec.get("credentials")
+            if record.kind == INCOMING and uri and released.get(str(uri)) is None:
                 # Vault first: if we crash before the commit, the next plan sees
                 # the credentials gone and deletes again (idempotent).
-                ws.vault.delete_all(parse_ref(str(record.spec["credentials"]), require_key=False))
+                ws.vault.delete_all(parse_ref(str(uri), require_key=False))
             deletes.append((record.kind, record.name))
             continue
         conn = change.desired
         assert conn is not None
-        upserts.append(_record_for(ws, plan, change, conn, taken, cleanup))
+        upserts.append(_record_for(ws, plan, change, conn, taken, cleanup, released))
     return upserts, deletes, cleanup
+
+
+def _released_paths(changes: Sequence[Change]) -> dict[str, str | None]:
+    """Credentials paths given up by a delete → the address that takes them over, if any.
+
+    A rename that keeps its ``credentials`` path is a delete plus a create of
+    the same path: the create mints over the deleted connection's secret, and
+    the delete must then leave that path alone.
+    """
+    released: dict[str, str | None] = {
+        str(c.record.spec["credentials"]): None
+        for c in changes
+        if c.action == "delete" and c.record is not None and c.record.spec.get("credentials")
+    }
+    for change in changes:
+        conn = change.desired
+        if change.action in ("create", "rotate") and conn is not None and conn.kind == INCOMING:
+            uri = conn.spec["credentials"].uri
+            if uri in released:
+                released[uri] = conn.address
+    return released
 
 
 def _record_for(
@@ -274,6 +303,7 @@ def _record_for(
     conn: Connection,
     taken: set[str],
     cleanup: list[SecretRef],
+    released: dict[str, str | None],
 ) -> ConnectionRecord:
     old = change.record
     spec: dict[str, Any] = {
@@ -285,7 +315,7 @@ def _record_for(
         outputs = dict(old.outputs) if old is not None else {}
         outputs.update(desired_outputs(conn, base_url=ws.settings.base_url))
         if change.action in ("create", "rotate"):
-            outputs.update(_mint(ws, plan, change, conn, taken))
+            outputs.update(_mint(ws, plan, change, conn, taken, released))
             old_uri = old.spec.get("credentials") if old is not None else None
             if old_uri and old_uri != conn.spec["credentials"].uri:
                 cleanup.append(parse_ref(str(old_uri), require_key=False))
@@ -311,7 +341,12 @@ def _record_for(
 
 
 def _mint(
-    ws: Workspace, plan: Plan, change: Change, conn: Connection, taken: set[str]
+    ws: Workspace,
+    plan: Plan,
+    change: Change,
+    conn: Connection,
+    taken: set[str],
+    released: dict[str, str | None],
 ) -> dict[str, Any]:
     """Write new (or adopt crash-left) credentials to Vault; return the outputs."""
     ref: SecretRef = conn.spec["credentials"]
@@ -322,13 +357,23 @@ def _mint(
     }
     meta = ws.vault.metadata(ref)
     ours = meta is not None and all(meta.custom_metadata.get(k) == v for k, v in marks.items())
-    if change.action == "create" and meta is not None:
+    # The secret of a connection this same apply deletes, at the path it hands over.
+    handed_over = (
+        meta is not None
+        and released.get(ref.uri) == conn.address
+        and meta.custom_metadata.get("managed-by") == MANAGED_BY
+        and meta.custom_metadata.get("erelease-stack") == plan.stack
+    )
+    if change.action == "create" and meta is not None and not handed_over:
         if not ours:
             raise PlanError(
                 f"{ref} already holds a secret that erelease did not write for {conn.address}; "
                 "choose another credentials path or remove that secret"
             )
-        adopted = _adopt(ws, ref, taken)
+        # KV v2 marks are written before the data: marks without a version are a
+        # create that stopped in between, with nothing to adopt (write with cas=0)
+        has_data = meta.kv_version == 1 or bool(meta.current_version)
+        adopted = _adopt(ws, ref, taken) if has_data else None
         if adopted is not None:
             return adopted
     old_id = change.record.outputs.get("clientId") if change.record is not None else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,14 +111,20 @@ class SavedPlan:
 
 def load_plan(path: Path) -> SavedPlan:
     """Read a plan file written by ``plan --out``; PlanError if it is not one."""
+    not_a_plan = f"{path} is not a plan file written by 'erelease plan --out'"
     try:
-        if path.stat().st_size > _MAX_PLAN_BYTES:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would hang, /dev/zero never end
+            raise PlanError(not_a_plan + " (not a regular file)")
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_PLAN_BYTES + 1)
+        if len(data) > _MAX_PLAN_BYTES:
             raise PlanError(f"{path} is too large to be a plan file")
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise PlanError(f"plan file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise PlanError(f"{path} is not a plan file written by 'erelease plan --out'") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        # ValueError covers json's errors; RecursionError: hostile nesting
+        raise PlanError(not_a_plan) from None
     if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:
         raise PlanError(
             f"{path} is not a plan file of format version {FORMAT_VERSION} "
@@ -125,21 +132,38 @@ def load_plan(path: Path) -> SavedPlan:
         )
     try:
         options = raw.get("options") or {}
+        serial = raw["serial"]
+        lineage = raw["lineage"]
+        allow_delete = options.get("allow_delete", False)
+        # what this process wrote, exactly: a hand-edited type is damage, not a value
+        if type(serial) is not int or serial < 0 or not isinstance(allow_delete, bool):
+            raise TypeError("serial or allow_delete")
+        if lineage is not None and not isinstance(lineage, str):
+            raise TypeError("lineage")
         return SavedPlan(
             path=path,
             stack=str(raw["stack"]),
-            lineage=raw["lineage"],
-            serial=int(raw["serial"]),
+            lineage=lineage,
+            serial=serial,
             config_digest=str(raw["config_digest"]),
             vault_versions=dict(raw.get("vault_versions") or {}),
             actions={str(c["address"]): str(c["action"]) for c in raw["changes"]},
-            targets=tuple(options.get("targets") or ()),
-            rotate=tuple(options.get("rotate") or ()),
-            allow_delete=bool(options.get("allow_delete", False)),
+            targets=_names(options.get("targets")),
+            rotate=_names(options.get("rotate")),
+            allow_delete=allow_delete,
             changes_digest=_changes_digest(raw["changes"]),
         )
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
         raise PlanError(f"{path} is a damaged plan file; run 'erelease plan --out' again") from None
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """``options.targets`` / ``options.rotate``: a list of addresses, nothing else."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("a list of names")
+    return tuple(value)
 
 
 def check_current(saved: SavedPlan, fresh: Plan) -> None:

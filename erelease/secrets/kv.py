@@ -281,6 +281,13 @@ class KV:
                 json=plain,
             )
             return None
+        # A new secret gets its marks *before* its data: were the marks written after,
+        # a crash (or a sealed Vault) between the two requests would leave data that no
+        # later apply could tell from someone else's secret. Marks on a path without
+        # data are harmless: the next apply sees them as its own and writes with cas=0.
+        marks_first = bool(custom_metadata) and cas == 0
+        if marks_first:
+            self._set_marks(mount, path, custom_metadata, capability="create/update")
         reply = self._t.request(
             "post",
             f"{quote(mount)}/data/{quote(path)}",
@@ -293,14 +300,19 @@ class KV:
                 raise CasConflict(conflict)
             raise SecretsError(f"{self.where} refused to write secret {location} (HTTP 400)")
         version = reply.data.get("version")
-        if custom_metadata:
-            self._t.request(
-                "post",
-                f"{quote(mount)}/metadata/{quote(path)}",
-                target=Target("set the custom metadata of", f"secret {location}", "update"),
-                json={"custom_metadata": dict(custom_metadata)},
-            )
+        if custom_metadata and not marks_first:
+            self._set_marks(mount, path, custom_metadata, capability="update")
         return version if isinstance(version, int) else None
+
+    def _set_marks(
+        self, mount: str, path: str, custom_metadata: Mapping[str, str], *, capability: str
+    ) -> None:
+        self._t.request(
+            "post",
+            f"{quote(mount)}/metadata/{quote(path)}",
+            target=Target("set the custom metadata of", f"secret {mount}/{path}", capability),
+            json={"custom_metadata": dict(custom_metadata)},
+        )
 
     def delete_all(self, mount: str, path: str) -> None:
         """Delete every version and the metadata (v2), or the secret (v1); missing is fine."""

@@ -74,6 +74,8 @@ def _reason(exc: sqlite3.Error) -> str:
         return "it cannot be opened (does the directory exist, and may erelease write it?)"
     if "readonly" in text:
         return "it is read-only for this user"
+    if "disk is full" in text or "disk I/O" in text:
+        return "it could not be written (is the disk full, or a file size limit reached?)"
     return text
 
 
@@ -86,6 +88,9 @@ class SQLiteStore(StateStore):
         self._closed = False
         self._inherited: list[sqlite3.Connection] = []
         self._fresh_process_state()
+        if self.path.exists() and not self.path.is_file():
+            what = "a directory" if self.path.is_dir() else "not a regular file"
+            raise StateError(f"the state file {self.path} is {what}; name a file for it")
         try:
             if not self.path.exists():
                 create_file(self.path)

@@ -221,6 +221,33 @@ def test_rename_is_delete_plus_create(district: District) -> None:
     assert actions["outgoing/parchment2"] == "create"
 
 
+@pytest.mark.parametrize("new_name", ["acfnc", "zcfnc"])  # sorts before / after the old
+def test_rename_that_keeps_the_credentials_path(district: District, new_name: str) -> None:
+    """The create mints over the deleted connection's secret; the delete leaves the path."""
+    path = "erelease/incoming/cfnc"
+    district.write("cfnc", incoming_yaml("cfnc", district.mount))
+    assert district.run("apply", "--auto-approve", "--no-test").exit_code == 0
+    before = district.vault_data(path)
+    assert before is not None
+    district.remove("cfnc")
+    district.write(
+        new_name,
+        incoming_yaml(new_name, district.mount).replace(f"erelease/incoming/{new_name}", path),
+    )
+    renamed = district.run("apply", "--auto-approve", "--no-test", "--allow-delete")
+    assert renamed.exit_code == 0, renamed.stderr
+    after = district.vault_data(path)
+    assert after is not None and after["client_secret"] != before["client_secret"]
+    [(name, outputs)] = district.rows("select name, outputs from connections")
+    assert name == new_name
+    stored = json.loads(outputs)
+    assert stored["clientId"] == after["client_id"]
+    assert (
+        stored["clientSecretSha256"] == hashlib.sha256(after["client_secret"].encode()).hexdigest()
+    )
+    assert district.run("plan", "--detailed-exitcode").exit_code == 0
+
+
 def test_history_and_state_list(district: District) -> None:
     setup_two(district)
     assert district.run("apply", "--auto-approve", "--no-test").exit_code == 0
