@@ -218,73 +218,55 @@ class Vault:
         """The KV version each reference resolves to (None on KV v1); never writes.
 
         A pinned ``?version=N`` must exist and be neither deleted nor destroyed;
-        an unpinned one resolves to the current version, which must be readable.
-        KV v1 has no metadata, so there the secret is read (once, cached) to
-        prove it exists and holds the key.
+        an unpinned one resolves to the current version, which must be readable;
+        and each ``#key`` must be in it — metadata alone says a version exists,
+        not what keys it holds, and a typo in a key would otherwise pass the plan,
+        be applied, and fail only in the connectivity test. So each (path,
+        version) is read once: the read gives the version and proves the keys
+        (values stay wrapped, cached for the run, where the tests reuse them).
+        Metadata is read only where a value read failed, to say precisely why
+        (deleted, destroyed, pruned, never written), or for a reference without
+        a key. A token whose policy grants metadata only still gets its versions;
+        the key check is then left to the connectivity test (``secret_unavailable``).
         """
         refs = list(dict.fromkeys(refs))
         for ref in refs:
             _check_ref(ref)
         kv = self._session()
-        v2_paths: list[tuple[str, str]] = []
-        v1_keys: list[_Key] = []
-        for ref in refs:
-            if kv.kv_version(ref.mount) == 2:
-                v2_paths.append((ref.mount, ref.path))
-            else:
-                v1_keys.append((ref.mount, ref.path, ref.version))
-        metas = self._parallel(lambda loc: kv.metadata(*loc), list(dict.fromkeys(v2_paths)))
-        v1_reads = self._read_many(list(dict.fromkeys(v1_keys))) if v1_keys else {}
+        v1 = {ref: kv.kv_version(ref.mount) == 1 for ref in refs}
+        wanted = list(
+            dict.fromkeys((r.mount, r.path, r.version) for r in refs if v1[r] or r.key is not None)
+        )
+        reads = self._parallel(lambda key: self._read_many([key])[key], wanted)
+
+        def failed(ref: SecretRef) -> bool:
+            return (
+                ref.key is None or reads[(ref.mount, ref.path, ref.version)].exception() is not None
+            )
+
+        paths = list(dict.fromkeys((r.mount, r.path) for r in refs if not v1[r] and failed(r)))
+        metas = self._parallel(lambda loc: kv.metadata(*loc), paths) if paths else {}
         out: dict[SecretRef, int | None] = {}
         for ref in refs:
-            if kv.kv_version(ref.mount) == 1:
-                read = v1_reads[(ref.mount, ref.path, ref.version)]
-                if ref.key is not None and ref.key not in read.values:
-                    raise _missing_key(ref, read, kv.where)
-                out[ref] = None
+            read = reads.get((ref.mount, ref.path, ref.version))
+            if not v1[ref] and failed(ref):
+                meta = metas[(ref.mount, ref.path)].result()
+                if meta is None:
+                    raise SecretsError(
+                        f"secret {ref.location} not found in {kv.where} (write it with "
+                        f"`bao kv put -mount={ref.mount} {ref.path} KEY=VALUE`)"
+                    )
+                out[ref] = check_version(ref.location, meta, ref.version, kv.where)
+                error = read.exception() if read is not None else None
+                if error is not None and not isinstance(error, PermissionDenied):
+                    raise error  # the metadata saw nothing wrong: the read's own reason
                 continue
-            meta = metas[(ref.mount, ref.path)].result()
-            if meta is None:
-                raise SecretsError(
-                    f"secret {ref.location} not found in {kv.where} (write it with "
-                    f"`bao kv put -mount={ref.mount} {ref.path} KEY=VALUE`)"
-                )
-            out[ref] = check_version(ref.location, meta, ref.version, kv.where)
-        self._check_keys([ref for ref in refs if out[ref] is not None], out, kv.where)
+            assert read is not None
+            found = read.result()  # KV v1: raises if the secret is absent or denied
+            if ref.key is not None and ref.key not in found.values:
+                raise _missing_key(ref, found, kv.where)
+            out[ref] = None if v1[ref] else found.version
         return out
-
-    def _check_keys(
-        self, refs: list[SecretRef], versions: Mapping[SecretRef, int | None], where: str
-    ) -> None:
-        """Prove each ``#key`` of a KV v2 reference is in the version the plan records.
-
-        Metadata says a version exists, not what keys it holds, and a typo in a
-        ``#key`` would otherwise pass the plan, be applied, and fail only in the
-        connectivity test. So each (path, version) is read once (values stay
-        wrapped, cached for the rest of the run). A token whose policy grants
-        metadata only still plans: where the read is denied, the check is skipped
-        and left to the connectivity test, which reports ``secret_unavailable``.
-        """
-        keyed = [ref for ref in refs if ref.key is not None]
-
-        def read(key: _Key) -> Values | None:
-            try:
-                return self._read_many([key])[key]
-            except PermissionDenied:
-                return None
-
-        # Read as the references say (current or pinned), so the connectivity tests
-        # of this run reuse the read; a current version that moved since the metadata
-        # was read is read again at the version the plan records.
-        reads = self._parallel(
-            read, list(dict.fromkeys((r.mount, r.path, r.version) for r in keyed))
-        )
-        for ref in keyed:
-            found = reads[(ref.mount, ref.path, ref.version)].result()
-            if found is not None and found.version != versions[ref]:
-                found = read((ref.mount, ref.path, versions[ref]))
-            if found is not None and ref.key not in found.values:
-                raise _missing_key(ref, found, where)
 
     def metadata(self, ref: SecretRef) -> SecretMeta | None:
         """Current version and custom metadata of a secret; None if nothing is there."""

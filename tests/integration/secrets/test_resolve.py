@@ -73,15 +73,19 @@ def test_versions_read_each_path_once_to_prove_the_keys(
     assert vault.reads == 1
 
 
-def test_versions_see_changes_between_calls(
+def test_a_run_sees_one_snapshot_and_the_next_run_sees_changes(
     openbao: OpenBaoServer, openbao_kv: str, make_vault: VaultFactory
 ) -> None:
+    """A session is one command run: what it read once it keeps (the plan and the
+    tests of an apply see the same version); a new run sees what moved."""
     ref = SecretRef(openbao_kv, "moving", "k")
     openbao.kv_put(openbao_kv, "moving", {"k": "1"})
     vault = make_vault()
     assert vault.versions([ref])[ref] == 1
     openbao.kv_put(openbao_kv, "moving", {"k": "2"})
-    assert vault.versions([ref])[ref] == 2
+    assert vault.versions([ref])[ref] == 1
+    assert vault.resolve([ref])[ref].reveal() == "1"
+    assert make_vault().versions([ref])[ref] == 2
 
 
 def test_kv_v1_mount(openbao: OpenBaoServer, make_vault: VaultFactory) -> None:
