@@ -18,6 +18,7 @@ __all__ = ["MARKDOWN_LIMIT", "plan_json", "plan_markdown", "plan_text", "summary
 MARKDOWN_LIMIT = 60_000
 
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "rotate": "±", "noop": " "}
+_ORDER = {"create": 0, "update": 1, "delete": 2, "rotate": 3, "noop": 4}
 _COLOURS = {"create": "green", "update": "yellow", "delete": "red", "rotate": "cyan"}
 
 
@@ -66,8 +67,8 @@ def summary_line(plan: Plan) -> str:
 
 
 def plan_text(plan: Plan, style: Style) -> str:
-    """The terminal view of SPEC §3.2."""
-    changes = plan.actionable()
+    """The terminal view of SPEC §3.2: creates, updates, deletes, then rotations."""
+    changes = sorted(plan.actionable(), key=lambda c: _ORDER[c.action])  # stable: by address
     if not changes:
         return "No changes. The registry matches the configuration.\n"
     width = max(len(c.address) for c in changes)

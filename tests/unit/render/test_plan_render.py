@@ -57,6 +57,15 @@ def test_text_matches_the_contract_layout() -> None:
     assert "\x1b[" not in text
 
 
+def test_text_lists_creates_updates_deletes_then_rotations() -> None:
+    """As in SPEC §3.2's example, whatever order the plan holds its changes in."""
+    plan = sample_plan()
+    plan.changes.sort(key=lambda c: c.address)  # the engine's order: by address
+    heads = [x.split()[1] for x in plan_text(plan, Style(colour=False)).splitlines()[:-1]]
+    heads = [x for x in heads if "/" in x]
+    assert heads == ["outgoing/parchment", "outgoing/ncs", "incoming/oldco", "incoming/cfnc"]
+
+
 def test_text_colours_only_when_asked() -> None:
     assert "\x1b[" in plan_text(sample_plan(), Style(colour=True))
 
