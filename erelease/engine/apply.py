@@ -364,12 +364,18 @@ def _mint(
         and meta.custom_metadata.get("managed-by") == MANAGED_BY
         and meta.custom_metadata.get("erelease-stack") == plan.stack
     )
+    # A create, or a rotate that moves the credentials, claims a path: never one
+    # that holds somebody else's secret (a vendor's, another stack's). A rotate in
+    # place overwrites what is there — that is how a change made outside erelease
+    # is put right.
+    old_uri = change.record.spec.get("credentials") if change.record is not None else None
+    claims = change.action == "create" or str(old_uri) != ref.uri
+    if claims and meta is not None and not handed_over and not ours:
+        raise PlanError(
+            f"{ref} already holds a secret that erelease did not write for {conn.address}; "
+            "choose another credentials path or remove that secret"
+        )
     if change.action == "create" and meta is not None and not handed_over:
-        if not ours:
-            raise PlanError(
-                f"{ref} already holds a secret that erelease did not write for {conn.address}; "
-                "choose another credentials path or remove that secret"
-            )
         # KV v2 marks are written before the data: marks without a version are a
         # create that stopped in between, with nothing to adopt (write with cas=0)
         has_data = meta.kv_version == 1 or bool(meta.current_version)

@@ -248,6 +248,29 @@ def test_rename_that_keeps_the_credentials_path(district: District, new_name: st
     assert district.run("plan", "--detailed-exitcode").exit_code == 0
 
 
+def test_moving_credentials_onto_a_foreign_secret_is_refused(district: District) -> None:
+    """A typo in `credentials` must never overwrite a vendor's secret."""
+    district.put_vendor_secret("parchment", password="vendor-pw")
+    district.write("cfnc", incoming_yaml("cfnc", district.mount))
+    assert district.run("apply", "--auto-approve", "--no-test").exit_code == 0
+    before = district.rows("select serial from stacks")
+    district.write(
+        "cfnc",
+        incoming_yaml("cfnc", district.mount).replace(
+            "erelease/incoming/cfnc", "erelease/parchment"
+        ),
+    )
+    moved = district.run("apply", "--auto-approve", "--no-test")
+    assert moved.exit_code == 1
+    assert "already holds a secret that erelease did not write" in moved.stderr
+    assert district.vault_data("erelease/parchment") == {
+        "password": "vendor-pw",
+        "consumer_secret": "cs-1",
+    }
+    assert district.rows("select serial from stacks") == before
+    assert district.vault_data("erelease/incoming/cfnc") is not None  # still the live one
+
+
 def test_history_and_state_list(district: District) -> None:
     setup_two(district)
     assert district.run("apply", "--auto-approve", "--no-test").exit_code == 0
