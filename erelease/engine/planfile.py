@@ -180,7 +180,11 @@ def check_current(saved: SavedPlan, fresh: Plan) -> None:
     for location in sorted(set(saved.vault_versions) | set(fresh.vault_versions)):
         old = saved.vault_versions.get(location)
         new = fresh.vault_versions.get(location)
-        if old != new:
+        if old is None and new is not None:
+            moved.append(f"Vault secret {location} was written (now v{new})")
+        elif new is None and old is not None:
+            moved.append(f"Vault secret {location} is gone (it was v{old})")
+        elif old != new:
             moved.append(f"Vault secret {location} moved from v{old} to v{new}")
     fresh_actions = {c.address: c.action for c in fresh.changes}
     if not moved and fresh_actions != saved.actions:

@@ -166,7 +166,7 @@ def _warn_insecure(config: ClientConfig) -> None:
         log.warning(
             "TLS certificate verification for %s is DISABLED (skip_verify): anyone on the "
             "network path can impersonate Vault and read every secret erelease fetches. "
-            "Set vault.cacert or BAO_CACERT instead.",
+            "Set vault.caCert or BAO_CACERT instead.",
             config.address,
         )
         # We said it loudly once; urllib3 would repeat it on every request.

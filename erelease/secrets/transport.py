@@ -167,7 +167,7 @@ class Transport:
         text = repr(exc)
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
             hint = (
-                "set vault.cacert or BAO_CACERT/VAULT_CACERT to the CA that signed it"
+                "set vault.caCert or BAO_CACERT/VAULT_CACERT to the CA that signed it"
                 if "mismatch" not in text.lower()
                 else "its name does not match the certificate; use the name it was issued for"
             )

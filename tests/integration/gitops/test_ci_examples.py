@@ -59,7 +59,7 @@ def test_every_erelease_line_parses(
     assert any(line.startswith("erelease apply") for line in lines)
     for line in lines:
         # CI substitutions and redirections are the shell's, not erelease's.
-        line = re.sub(r"\$\{\{[^}]*\}\}|\$\{[^}]*\}", "", line).split(">")[0]
+        line = re.sub(r"\$\{\{[^}]*\}\}|\$\{[^}]*\}|\$\([^)]*\)", "", line).split(">")[0]
         argv = shlex.split(line)[1:]
         try:
             _parse(argv)

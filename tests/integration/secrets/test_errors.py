@@ -70,7 +70,7 @@ def test_untrusted_certificate(tls_vault: FakeHTTP) -> None:
     message = _fail(_vault(tls_vault.url))
     assert message == (
         f"the TLS certificate of Vault at {tls_vault.url} is not trusted "
-        "(set vault.cacert or BAO_CACERT/VAULT_CACERT to the CA that signed it)"
+        "(set vault.caCert or BAO_CACERT/VAULT_CACERT to the CA that signed it)"
     )
 
 

@@ -58,6 +58,12 @@ def test_the_same_actions_with_other_values_are_stale(tmp_path: Path) -> None:
         ("lineage", "M", "lineage differs"),
         ("config_digest", "e" * 64, "configuration changed"),
         ("vault_versions", {"secret/erelease/y": 4}, "secret/erelease/y moved from v3 to v4"),
+        (
+            "vault_versions",
+            {"secret/erelease/y": 3, "secret/erelease/x": 1},
+            r"secret/erelease/x was written \(now v1\)",
+        ),
+        ("vault_versions", {}, r"secret/erelease/y is gone \(it was v3\)"),
     ],
 )
 def test_each_binding_element_makes_it_stale(
