@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,32 +19,9 @@ from click.testing import CliRunner, Result
 from erelease.cli import cli
 from tests.fixtures.common import CANARY
 from tests.fixtures.openbao import OpenBaoServer
+from tests.integration.engine.conftest import incoming_yaml, outgoing_yaml
 
 ROOT = Path(__file__).resolve().parents[3]
-
-OUTGOING = """\
-    apiVersion: erelease/v1
-    kind: OutgoingConnection
-    metadata: {{name: vendor}}
-    spec:
-      authServer: https://auth.vendor.example
-      authPath: /oauth/token
-      uploadServer: https://auth.vendor.example
-      uploadPort: 443
-      uploadPath: /upload
-      consumerKey: key
-      consumerSecret: ref+vault://{mount}/erelease/vendor#consumer_secret
-      username: user
-      password: ref+vault://{mount}/erelease/vendor#password
-    """
-INCOMING = """\
-    apiVersion: erelease/v1
-    kind: IncomingConnection
-    metadata: {{name: cfnc}}
-    spec:
-      credentials: ref+vault://{mount}/erelease/incoming/cfnc
-      rotation: {rotation}
-    """
 
 
 def readme_policy(mount: str) -> str:
@@ -70,9 +46,8 @@ def test_the_readme_policy_plans_applies_rotates_and_revokes(
     config = tmp_path / "district"
     (config / "connections.d").mkdir(parents=True)
 
-    def write(name: str, text: str, **values: object) -> None:
-        body = textwrap.dedent(text).format(mount=mount, **values)
-        (config / "connections.d" / f"{name}.yaml").write_text(body, encoding="utf-8")
+    def write(name: str, text: str) -> None:
+        (config / "connections.d" / f"{name}.yaml").write_text(text, encoding="utf-8")
 
     def run(*args: str) -> Result:
         result = CliRunner().invoke(cli, ["-C", str(config), *args])
@@ -80,12 +55,12 @@ def test_the_readme_policy_plans_applies_rotates_and_revokes(
         assert CANARY not in result.output
         return result
 
-    write("vendor", OUTGOING)
-    write("cfnc", INCOMING, rotation=1)
+    write("vendor", outgoing_yaml("vendor", mount))
+    write("cfnc", incoming_yaml("cfnc", mount, rotation=1))
     run("plan")
     run("apply", "--auto-approve", "--no-test")
     first = json.loads(run("show", "cfnc", "--reveal", "--format", "json").stdout)
-    write("cfnc", INCOMING, rotation=2)
+    write("cfnc", incoming_yaml("cfnc", mount, rotation=2))
     run("apply", "--auto-approve", "--no-test")
     run("apply", "--auto-approve", "--no-test", "--rotate", "cfnc")
     last = json.loads(run("show", "cfnc", "--reveal", "--format", "json").stdout)
