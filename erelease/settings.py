@@ -23,6 +23,7 @@ __all__ = [
     "TestSettings",
     "VaultAuthSettings",
     "VaultSettings",
+    "parse_bool",
     "parse_duration",
 ]
 
@@ -34,6 +35,20 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _COMPOUND_RE = re.compile(r"^\s*(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+\s*$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+_TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
+_FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
+
+
+def parse_bool(text: str) -> bool | None:
+    """A boolean environment variable's value (``true``/``1``/``yes``/…); None if it is none."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
 
 
 def parse_duration(value: object, *, what: str = "duration") -> float:

@@ -21,7 +21,6 @@ from erelease.errors import EXIT_INTERNAL, ConfigError, ErelaseError, UsageError
 from erelease.model import CheckResult
 from erelease.render.style import Style, want_colour
 from erelease.settings import Settings, parse_duration
-from erelease.state._common import mask_url
 
 __all__ = [
     "CONTEXT_SETTINGS",
@@ -64,18 +63,11 @@ class Ctx:
         return load_settings(self.config_dir, state=self.state)
 
     def workspace(self) -> Workspace:
-        settings = self.settings()
-        logging.getLogger("erelease.cli").info(
-            "stack %s: config directory %s, state store %s, Vault %s",
-            settings.stack,
-            settings.config_dir,
-            mask_url(settings.state_url()),
-            settings.vault.address
-            or os.environ.get("BAO_ADDR")
-            or os.environ.get("VAULT_ADDR")
-            or "(no address set)",
-        )
-        return Workspace(settings)
+        ws = Workspace(self.settings())
+        log = logging.getLogger("erelease.cli")
+        if log.isEnabledFor(logging.INFO):  # -v only: nothing is worked out otherwise
+            log.info("%s", ws.describe())
+        return ws
 
     def style(self, *, err: bool = False) -> Style:
         stream = sys.stderr if err else sys.stdout

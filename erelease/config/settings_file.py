@@ -29,6 +29,7 @@ from erelease.settings import (
     TestSettings,
     VaultAuthSettings,
     VaultSettings,
+    parse_bool,
     parse_duration,
 )
 
@@ -104,14 +105,13 @@ def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 def _flag(env_name: str, env: Mapping[str, str], file_value: Any) -> bool | None:
     """A boolean setting: ``env_name`` (true/false, 1/0, yes/no) over the file's value."""
-    text = env.get(env_name, "").strip().lower()
+    text = env.get(env_name, "").strip()
     if not text:
         return file_value if isinstance(file_value, bool) else None
-    if text in ("1", "t", "true", "y", "yes", "on"):
-        return True
-    if text in ("0", "f", "false", "n", "no", "off"):
-        return False
-    raise ConfigError(f"{env_name}: must be true or false")
+    parsed = parse_bool(text)
+    if parsed is None:
+        raise ConfigError(f"{env_name}: must be true or false")
+    return parsed
 
 
 def _read_file(config_dir: Path) -> Mapping[str, Any]:

@@ -44,19 +44,17 @@ class Forge:
     token_env: str
     api_env: str
     default_api: str
+    auth_header: str  # the header the token goes in, after auth_prefix
+    auth_prefix: str = ""
+    quote_repo: bool = False  # GitLab: "group/project" URL-encoded (or a numeric id)
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
     def headers(self, token: str) -> dict[str, str]:
-        if self.name == "gitlab":
-            return {"PRIVATE-TOKEN": token, "User-Agent": "erelease-prcomment"}
         return {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/vnd.github+json",
+            self.auth_header: self.auth_prefix + token,
             "User-Agent": "erelease-prcomment",
+            **dict(self.extra_headers),
         }
-
-    def repo_segment(self, repo: str) -> str:
-        # GitLab takes a numeric project id or the URL-encoded "group/project" path.
-        return quote(repo, safe="") if self.name == "gitlab" else repo
 
 
 FORGES = {
@@ -68,6 +66,9 @@ FORGES = {
         token_env="GITHUB_TOKEN",
         api_env="GITHUB_API_URL",
         default_api="https://api.github.com",
+        auth_header="Authorization",
+        auth_prefix="Bearer ",
+        extra_headers=(("Accept", "application/vnd.github+json"),),
     ),
     "gitlab": Forge(
         name="gitlab",
@@ -77,6 +78,8 @@ FORGES = {
         token_env="GITLAB_TOKEN",
         api_env="CI_API_V4_URL",
         default_api="https://gitlab.com/api/v4",
+        auth_header="PRIVATE-TOKEN",
+        quote_repo=True,
     ),
 }
 
@@ -93,7 +96,7 @@ def post_or_update(
 ) -> str:
     """Create or edit the plan comment; return "created" or "updated"."""
     spec = FORGES[forge]
-    where = {"repo": spec.repo_segment(repo), "pr": pr}
+    where = {"repo": quote(repo, safe="") if spec.quote_repo else repo, "pr": pr}
     text = f"{marker}\n{body}"
     try:
         with httpx.Client(

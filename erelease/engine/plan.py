@@ -47,6 +47,10 @@ DERIVED_OUTPUTS = ("appName", "tokenUrl", "eTranscriptsUrl")
 METADATA_CONCURRENCY = 16
 
 
+#: SPEC §5.4: the plan says what apply will refuse, so a reviewer sees it too.
+_PROTECTED = "protected: apply refuses; set protect: false and apply first"
+
+
 class VersionSource(Protocol):
     """What a plan needs from Vault: versions (and proof that each ``#key`` exists)."""
 
@@ -295,8 +299,6 @@ def compute_plan(
         if not in_scope(address):
             continue
         record = applied[address]
-        # SPEC §5.4: say in the plan what apply will refuse, so a reviewer sees it too
-        protected = ["protected: apply refuses; set protect: false and apply first"]
         changes.append(
             Change(
                 address,
@@ -304,7 +306,7 @@ def compute_plan(
                 record.name,
                 "delete",
                 before=record_view(record),
-                reasons=protected if record.protect else [],
+                reasons=[_PROTECTED] if record.protect else [],
                 record=record,
             )
         )

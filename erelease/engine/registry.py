@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from erelease.engine.workspace import Workspace, resolve_names
+from erelease.engine.workspace import APPLIED, Workspace, resolve_names
 from erelease.errors import PlanError, StateError, UsageError
 from erelease.model import (
     INCOMING,
-    KINDS,
     ConnectionRecord,
     HistoryEntry,
     LockInfo,
@@ -48,15 +47,7 @@ def read_registry(ws: Workspace) -> RegistryView:
 def find_record(ws: Workspace, name: str) -> ConnectionRecord:
     """The registry row NAME names (``show NAME``): applied connections only."""
     view = read_registry(ws)
-    applied = [r.address for r in view.records]
-    if not any(a == name or a.split("/", 1)[1] == name for a in applied):
-        if "/" in name and name.split("/", 1)[0] not in KINDS:
-            resolve_names([name], [])  # says the kind must be outgoing or incoming
-        raise UsageError(
-            f"no applied connection named {name!r} in stack {ws.stack!r}"
-            " (run 'erelease apply' to apply the configuration, 'erelease show' to list)"
-        )
-    [address] = resolve_names([name], applied)
+    [address] = resolve_names([name], [r.address for r in view.records], among=APPLIED)
     for record in view.records:
         if record.address == address:
             return record

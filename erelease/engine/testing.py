@@ -17,7 +17,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from erelease.checks import IncomingTarget, OutgoingTarget, Unavailable, run_checks
-from erelease.engine.workspace import Workspace, resolve_names
+from erelease.engine.workspace import APPLIED, Workspace, resolve_names
 from erelease.errors import SecretsError
 from erelease.model import INCOMING, CheckResult, ConnectionRecord, Secret, SecretRef, parse_ref
 from erelease.settings import TestSettings
@@ -130,10 +130,6 @@ def targets_for(ws: Workspace, records: Sequence[ConnectionRecord]) -> list[Targ
     return targets
 
 
-#: Tests check what is applied: a NAME only in connections.d/ is not there yet.
-_APPLIED = "applied in this stack (tests check applied connections; run erelease apply first)"
-
-
 def run_connection_tests(
     ws: Workspace,
     *,
@@ -145,13 +141,13 @@ def run_connection_tests(
     """Test applied connections (all, or the given NAMEs/addresses); store results."""
     if not ws.has_registry():
         if names:
-            resolve_names(names, [], among=_APPLIED)  # nothing is applied yet
+            resolve_names(names, [], among=APPLIED)  # nothing is applied yet
         return []
     store = ws.store
     records = store.list_connections(stack=ws.stack) if store.read_stack(stack=ws.stack) else []
     if addresses is None:
         known = [r.address for r in records]
-        wanted = resolve_names(names, known, among=_APPLIED) if names else None
+        wanted = resolve_names(names, known, among=APPLIED) if names else None
     else:
         wanted = list(addresses)
     chosen = [r for r in records if wanted is None or r.address in wanted]

@@ -17,14 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from erelease.config import ConfigResult, load_config
-from erelease.errors import ConfigError, UsageError
+from erelease.errors import ConfigError, SecretsError, UsageError
 from erelease.model import KINDS, ConnectionRecord
 from erelease.secrets import Vault
+from erelease.secrets.client import client_config
 from erelease.settings import Settings
-from erelease.state import StateStore, open_store
+from erelease.state import StateStore, mask_url, open_store
 from erelease.state.urls import sqlite_path
 
-__all__ = ["Workspace", "actor_name", "git_commit", "resolve_names"]
+__all__ = ["APPLIED", "Workspace", "actor_name", "git_commit", "resolve_names"]
+
+#: Where ``show NAME`` and ``test NAME`` look: the registry, not connections.d/.
+APPLIED = "applied in this stack (run 'erelease apply' first to apply the configuration)"
 
 
 class Workspace:
@@ -51,6 +55,22 @@ class Workspace:
                 diagnostics=result.diagnostics,
             )
         return result
+
+    def describe(self) -> str:
+        """One line for ``-v``: the stack, config, registry and Vault this run uses.
+
+        The Vault address is the one the session would use (settings over
+        ``BAO_ADDR`` over ``VAULT_ADDR``), worked out without contacting Vault;
+        the state URL is shown with any password masked.
+        """
+        try:
+            vault = client_config(self.settings.vault, self.environ).address
+        except SecretsError:
+            vault = "(the Vault settings are invalid)"
+        return (
+            f"stack {self.stack}: config directory {self.settings.config_dir}, "
+            f"state store {mask_url(self.settings.state_url())}, Vault {vault}"
+        )
 
     @property
     def store(self) -> StateStore:

@@ -28,15 +28,13 @@ from hvac.adapters import JSONAdapter
 from requests.adapters import HTTPAdapter
 
 from erelease.errors import SecretsError
-from erelease.settings import VaultSettings
+from erelease.settings import VaultSettings, parse_bool
 
 __all__ = ["DEFAULT_ADDRESS", "ClientConfig", "build_client", "client_config", "env_value"]
 
 log = logging.getLogger("erelease.secrets")
 
 DEFAULT_ADDRESS = "https://127.0.0.1:8200"
-_TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
-_FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
 
 
 def env_value(environ: Mapping[str, str], name: str) -> tuple[str, str] | None:
@@ -90,12 +88,10 @@ class ClientConfig:
 
 
 def _parse_bool(variable: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise SecretsError(f"{variable}: expected true or false, got {value!r}")
+    parsed = parse_bool(value)
+    if parsed is None:
+        raise SecretsError(f"{variable}: expected true or false, got {value!r}")
+    return parsed
 
 
 def _check_address(address: str) -> str:

@@ -173,6 +173,10 @@ class Vault:
 
     def _read_many(self, keys: list[_Key]) -> dict[_Key, Values]:
         """Each key read at most once per session; concurrent for distinct keys."""
+        return {key: read.result() for key, read in self._read_futures(keys).items()}
+
+    def _read_futures(self, keys: list[_Key]) -> dict[_Key, Future[Values]]:
+        """Like :meth:`_read_many`, but each key's outcome, value or error, as a future."""
         kv = self._session()
         for mount in dict.fromkeys(k[0] for k in keys):
             kv.kv_version(mount)  # detect mounts once, before the threads fan out
@@ -205,7 +209,7 @@ class Vault:
             with self._lock:
                 self._cache.pop(key, None)  # a failed read may be retried later
             futures[key].set_exception(exc)
-        return {key: futures[key].result() for key in keys}
+        return {key: futures[key] for key in keys}
 
     def _forget(self, ref: SecretRef) -> None:
         with self._lock:
@@ -237,7 +241,7 @@ class Vault:
         wanted = list(
             dict.fromkeys((r.mount, r.path, r.version) for r in refs if v1[r] or r.key is not None)
         )
-        reads = self._parallel(lambda key: self._read_many([key])[key], wanted)
+        reads = self._read_futures(wanted)
 
         def failed(ref: SecretRef) -> bool:
             return (
@@ -326,7 +330,8 @@ class Vault:
 
         KV v2: ``cas=0`` creates only if nothing is there, ``cas=N`` replaces
         version N only; a lost race raises :class:`~erelease.errors.CasConflict`.
-        Then the secret's custom metadata is set (``managed-by: erelease``, …).
+        The secret's custom metadata (``managed-by: erelease``, …) is set before
+        the data of a new secret, after the data of a replaced one.
         KV v1 has neither versions nor check-and-set: the custom metadata is kept
         in the secret (see :data:`~erelease.secrets.kv.V1_METADATA_KEY`), an
         existing secret is replaced only if it carries the same marks (whatever

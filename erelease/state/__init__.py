@@ -12,8 +12,9 @@ serves it is decided once, here, from the ``state:`` URL (SPEC §4):
 
 from __future__ import annotations
 
+from erelease.state._common import mask_url
 from erelease.state.base import Lock, StackDump, StateStore
 from erelease.state.migrate import migrate_stack
 from erelease.state.urls import open_store
 
-__all__ = ["Lock", "StackDump", "StateStore", "migrate_stack", "open_store"]
+__all__ = ["Lock", "StackDump", "StateStore", "mask_url", "migrate_stack", "open_store"]

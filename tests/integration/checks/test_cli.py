@@ -117,8 +117,8 @@ def test_names_select_what_is_tested(district: District) -> None:
     district.outgoing("newcomer", consumer_key="k")
     pending = district.run("test", "newcomer")
     assert pending.exit_code == 64
-    assert "'newcomer' applied in this stack" in pending.stderr
-    assert "run erelease apply first" in pending.stderr
+    assert "no connection named 'newcomer' applied in this stack" in pending.stderr
+    assert "run 'erelease apply' first" in pending.stderr
     assert "nosuch" in unknown.stderr
 
 

@@ -23,8 +23,13 @@ def outgoing_yaml(
     port: int = 443,
     protect: bool = False,
     server: str = "https://auth.vendor.example",
+    auth_path: str = "oauth/token",
+    secrets_at: str | None = None,
+    insecure: bool = False,
 ) -> str:
-    return textwrap.dedent(
+    """An outgoing connection whose secrets are at ``erelease/<secrets_at or name>``."""
+    where = f"ref+vault://{mount}/erelease/{secrets_at or name}"
+    text = textwrap.dedent(
         f"""\
         apiVersion: erelease/v1
         kind: OutgoingConnection
@@ -34,16 +39,17 @@ def outgoing_yaml(
         spec:
           vendor: Vendor {name}
           authServer: {server}
-          authPath: oauth/token
+          authPath: {auth_path}
           uploadServer: {server}
           uploadPort: {port}
           uploadPath: /upload
           consumerKey: key-{name}
-          consumerSecret: ref+vault://{mount}/erelease/{name}#consumer_secret
+          consumerSecret: {where}#consumer_secret
           username: user@{name}.example
-          password: ref+vault://{mount}/erelease/{name}#password
+          password: {where}#password
         """
     )
+    return text + ("  allowInsecureHttp: true\n" if insecure else "")
 
 
 def incoming_yaml(name: str, mount: str, *, rotation: int = 0, protect: bool = False) -> str:

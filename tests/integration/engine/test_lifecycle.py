@@ -157,7 +157,8 @@ def test_read_only_commands_create_no_registry(district: District, tmp_path: Pat
     plan = district.json("plan")
     assert plan["serial"] == 0 and plan["lineage"] is None
     shown = district.run("show", "parchment")
-    assert shown.exit_code == 64 and "no applied connection named 'parchment'" in shown.stderr
+    assert shown.exit_code == 64
+    assert "no connection named 'parchment' applied in this stack" in shown.stderr
     unlock = district.run("state", "unlock", "some-id")
     assert unlock.exit_code == 1 and "not locked" in unlock.stderr
     assert not district.state_file.exists()
@@ -173,8 +174,8 @@ def test_show_of_a_connection_not_applied_yet_says_so(district: District) -> Non
     district.write("cfnc", incoming_yaml("cfnc", district.mount))
     result = district.run("show", "cfnc")
     assert result.exit_code == 64
-    assert "no applied connection named 'cfnc'" in result.stderr
-    assert "erelease apply" in result.stderr
+    assert "no connection named 'cfnc' applied in this stack" in result.stderr
+    assert "run 'erelease apply' first" in result.stderr
 
 
 def test_history_rows_carry_actor_and_git_commit(

@@ -330,8 +330,9 @@ def test_migrate_to_a_relative_sqlite_path_lands_in_the_config_dir(
 
 def test_plan_and_apply_show_config_warnings_on_stderr(district: District) -> None:
     district.put_vendor_secret("legacy")
-    text = outgoing_yaml("legacy", district.mount, port=80, server="http://legacy.vendor.example")
-    district.write("legacy", text + "  allowInsecureHttp: true\n")
+    server = "http://legacy.vendor.example"
+    text = outgoing_yaml("legacy", district.mount, port=80, server=server, insecure=True)
+    district.write("legacy", text)
     plan = district.run("plan", "--format", "json")
     assert plan.exit_code == 0, plan.stderr
     assert json.loads(plan.stdout)["summary"]["create"] == 1  # stdout stays one document

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import pytest
 
 from tests.fixtures.common import CANARY
 from tests.fixtures.openbao import OpenBaoServer
+from tests.integration.engine.conftest import incoming_yaml, outgoing_yaml
 
 #: What the hostile vendor hands out as its access token, wherever it can.
 VENDOR_TOKEN = "vendor-token-3c9e1f7a2b6d4e8f-not-for-logs"
@@ -85,38 +85,20 @@ def hostile_vendor() -> Iterator[str]:
 
 
 def outgoing(name: str, mount: str, server: str, auth_path: str) -> str:
-    port = server.rsplit(":", 1)[1]
-    return textwrap.dedent(
-        f"""\
-        apiVersion: erelease/v1
-        kind: OutgoingConnection
-        metadata: {{name: {name}}}
-        spec:
-          authServer: {server}
-          authPath: {auth_path}
-          uploadServer: {server}
-          uploadPort: {port}
-          uploadPath: /upload
-          consumerKey: key-{name}
-          consumerSecret: ref+vault://{mount}/erelease/vendor#consumer_secret
-          username: registrar@district.example
-          password: ref+vault://{mount}/erelease/vendor#password
-          allowInsecureHttp: true
-        """
+    """An outgoing connection to a local vendor, its secrets at ``erelease/vendor``."""
+    port = int(server.rsplit(":", 1)[1])
+    return outgoing_yaml(
+        name,
+        mount,
+        server=server,
+        port=port,
+        auth_path=auth_path,
+        secrets_at="vendor",
+        insecure=True,
     )
 
 
-def incoming(name: str, mount: str) -> str:
-    return textwrap.dedent(
-        f"""\
-        apiVersion: erelease/v1
-        kind: IncomingConnection
-        metadata: {{name: {name}}}
-        spec:
-          appName: app{name}
-          credentials: ref+vault://{mount}/erelease/incoming/{name}
-        """
-    )
+incoming = incoming_yaml
 
 
 @dataclass
